@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DEMO_START := 2018-01-02
+DEMO_END := 2023-10-27
+export DAGSTER_HOME
+
+.PHONY: demo test dev venv clean
+
+$(BIN)/.installed: setup.py pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: venv $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m tracking_pipeline backfill --start $(DEMO_START) --end $(DEMO_END)
+
+test: venv
+	$(BIN)/python -m pytest -n 2 -q
+
+dev: venv $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev
+
+clean:
+	rm -rf data .dagster_home

@@ -1,0 +1,173 @@
+"""Rolling single-factor OLS (market betas) computed with cumulative sums.
+
+For every column of ``y`` and every row ``t`` we fit ``y = alpha + beta * x + e`` by OLS over the
+last ``window`` rows ending at ``t`` (inclusive), using only rows where *both* ``y`` and ``x`` are
+finite (pairwise-complete).  The window is counted in rows (trading days), not in observations:
+missing values shrink the sample instead of extending the window backwards.
+
+All moments come from differences of cumulative sums of the masked, centred data, so the cost is
+O(T * N) whatever the window.  Data are centred by a per-column reference (the column's mean over
+all valid rows) before summing, which keeps the ``S_xx - n * mean^2`` cancellations harmless; the
+results agree with ``statsmodels.OLS(y, add_constant(x))`` to ~1e-10 relative.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "BETA_CAP",
+    "rolling_ols",
+    "ols_beta",
+    "cap_beta",
+    "rolling_market_betas",
+]
+
+BETA_CAP = 5.0
+
+_OUTPUTS = ("beta", "alpha", "r_squared", "std_error", "p_value", "observations")
+
+
+def _window_sums(a: np.ndarray, window: int) -> np.ndarray:
+    """Sum of the last ``window`` rows ending at each row (fewer at the start), via cumsum."""
+    c = np.zeros((a.shape[0] + 1,) + a.shape[1:], dtype=float)
+    np.cumsum(a, axis=0, out=c[1:])
+    t = np.arange(1, a.shape[0] + 1)
+    lo = np.maximum(t - window, 0)
+    return c[t] - c[lo]
+
+
+def rolling_ols(
+    y: np.ndarray, x: np.ndarray, window: int = 90, min_obs: int = 30
+) -> dict[str, np.ndarray]:
+    """Rolling OLS with a constant of each column of ``y`` (T x N) on ``x`` (T,).
+
+    Returns a dict of (T x N) float arrays:
+
+    - ``beta``, ``alpha`` (intercept, in the units of ``y``: daily for daily returns),
+    - ``r_squared`` (centred R^2, ``1 - SSR / TSS``; NaN when ``y`` is constant in the window),
+    - ``std_error`` of beta, ``sqrt(SSR / (n - 2) / Sxx)``,
+    - ``p_value`` of beta, two-sided Student t test with ``n - 2`` degrees of freedom,
+    - ``observations``: the number of pairwise-complete rows in the window, reported on every row.
+
+    All outputs except ``observations`` are NaN where ``observations < max(min_obs, 3)`` or where
+    ``x`` has no variance in the window.  ``beta`` is *uncapped*; see ``cap_beta``.  A perfect fit
+    gives ``std_error = 0`` and ``p_value = 0``.  A 1-D ``y`` is accepted and gives (T,) arrays.
+    """
+    y_arr = np.asarray(y, dtype=float)
+    squeeze = y_arr.ndim == 1
+    if squeeze:
+        y_arr = y_arr[:, None]
+    x_arr = np.asarray(x, dtype=float).reshape(-1)
+    if y_arr.shape[0] != x_arr.shape[0]:
+        raise ValueError(f"y has {y_arr.shape[0]} rows but x has {x_arr.shape[0]}")
+    if window < 1:
+        raise ValueError("window must be >= 1")
+
+    valid = np.isfinite(y_arr) & np.isfinite(x_arr)[:, None]
+    m = valid.astype(float)
+    n_valid = m.sum(axis=0)
+    x_b = np.broadcast_to(x_arr[:, None], y_arr.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # per-column centring references (means over all pairwise-valid rows)
+        cx = np.where(n_valid > 0, np.where(valid, x_b, 0.0).sum(axis=0) / n_valid, 0.0)
+        cy = np.where(n_valid > 0, np.where(valid, y_arr, 0.0).sum(axis=0) / n_valid, 0.0)
+    xc = np.where(valid, x_b - cx, 0.0)
+    yc = np.where(valid, y_arr - cy, 0.0)
+
+    n = _window_sums(m, window)
+    sx = _window_sums(xc, window)
+    sy = _window_sums(yc, window)
+    sxx = _window_sums(xc * xc, window)
+    syy = _window_sums(yc * yc, window)
+    sxy = _window_sums(xc * yc, window)
+    n = np.rint(n)  # counts are exact integers; remove cumsum round-off
+
+    enough = n >= max(min_obs, 3)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nn = np.where(enough, n, np.nan)
+        mx = sx / nn
+        my = sy / nn
+        cxx = sxx - nn * mx * mx
+        cyy = syy - nn * my * my
+        cxy = sxy - nn * mx * my
+        ok = enough & (cxx > 0)
+        cxx = np.where(ok, cxx, np.nan)
+        beta = cxy / cxx
+        alpha = (my + cy) - beta * (mx + cx)
+        ssr = np.maximum(cyy - beta * cxy, 0.0)
+        r2 = np.where(cyy > 0, 1.0 - ssr / cyy, np.nan)
+        dof = nn - 2.0
+        se = np.sqrt(ssr / dof / cxx)
+        tstat = beta / se  # +-inf for a perfect fit -> p = 0
+        p = 2.0 * stats.t.sf(np.abs(tstat), dof)
+    p = np.where(np.isnan(beta), np.nan, p)
+    out = {
+        "beta": beta,
+        "alpha": alpha,
+        "r_squared": np.where(ok, r2, np.nan),
+        "std_error": se,
+        "p_value": p,
+        "observations": n,
+    }
+    if squeeze:
+        out = {k: v[:, 0] for k, v in out.items()}
+    return out
+
+
+def ols_beta(y: Any, x: Any, min_obs: int = 3) -> dict[str, float]:
+    """Single-window OLS of ``y`` on a constant and ``x`` over all (pairwise-finite) rows.
+
+    Same definitions as ``rolling_ols`` (used e.g. for the portfolio's direct beta); returns
+    floats, NaN when fewer than ``min_obs`` pairs.
+    """
+    y_arr = np.asarray(y, dtype=float).reshape(-1)
+    x_arr = np.asarray(x, dtype=float).reshape(-1)
+    res = rolling_ols(y_arr, x_arr, window=max(len(y_arr), 1), min_obs=min_obs)
+    if len(y_arr) == 0:
+        return {k: (0.0 if k == "observations" else float("nan")) for k in _OUTPUTS}
+    return {k: float(v[-1]) for k, v in res.items()}
+
+
+def cap_beta(beta: Any, cap: float = BETA_CAP) -> Any:
+    """Clip betas to ``[-cap, cap]`` (contract: published beta in [-5, 5]); NaN stays NaN.
+
+    Only the beta is capped: ``std_error`` and ``p_value`` always describe the uncapped fit.
+    """
+    if isinstance(beta, (pd.Series, pd.DataFrame)):
+        return beta.clip(lower=-cap, upper=cap)
+    return np.clip(beta, -cap, cap)
+
+
+def rolling_market_betas(
+    returns_wide: pd.DataFrame,
+    market_returns: pd.Series,
+    window: int = 90,
+    min_obs: int = 30,
+    cap: float = BETA_CAP,
+) -> pd.DataFrame:
+    """Long table of rolling market betas for every ticker column of ``returns_wide``.
+
+    ``market_returns`` is aligned on the index of ``returns_wide`` (missing dates -> NaN).
+    Returns columns ``calc_date, ticker, beta (capped), alpha, r_squared, std_error, p_value,
+    observations (int)``, one row per (date, ticker) with at least ``min_obs`` paired
+    observations and a defined beta.
+    """
+    mkt = market_returns.reindex(returns_wide.index)
+    res = rolling_ols(returns_wide.to_numpy(dtype=float), mkt.to_numpy(dtype=float), window, min_obs)
+    t_len, n_cols = returns_wide.shape
+    keep = np.isfinite(res["beta"]).reshape(-1)
+    frame = pd.DataFrame(
+        {
+            "calc_date": np.repeat(returns_wide.index.to_numpy(), n_cols),
+            "ticker": np.tile(returns_wide.columns.to_numpy(), t_len),
+            **{k: res[k].reshape(-1) for k in _OUTPUTS},
+        }
+    )[keep]
+    frame["beta"] = cap_beta(frame["beta"].to_numpy(), cap)
+    frame["observations"] = frame["observations"].astype("int64")
+    return frame.reset_index(drop=True)

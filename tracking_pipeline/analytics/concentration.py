@@ -1,0 +1,216 @@
+"""Concentration, sector exposure and allocation drift of a portfolio.
+
+Weights are position market value / NAV, so they may sum below 1 (the rest is cash; cash is not
+a position and not a sector).  Single-date functions accept a mapping or Series ``ticker -> w``;
+the ``*_frame`` variants take a wide (dates x tickers) weight frame and return one value per date.
+Missing weights count as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "GICS_SECTORS",
+    "UNCLASSIFIED",
+    "SEED_SP500_SECTOR_WEIGHTS",
+    "SEED_TO_GICS",
+    "BUILTIN_SP500_SECTOR_WEIGHTS",
+    "to_gics_sector",
+    "hhi",
+    "effective_num_positions",
+    "top_k_concentration",
+    "hhi_frame",
+    "effective_num_positions_frame",
+    "top_k_concentration_frame",
+    "sector_exposure",
+    "allocation_drift",
+    "drift_exceeds",
+    "DEFAULT_DRIFT_THRESHOLD",
+]
+
+UNCLASSIFIED = "Unclassified"
+
+#: The 11 GICS sectors (2018+ structure).
+GICS_SECTORS: tuple[str, ...] = (
+    "Communication Services",
+    "Consumer Discretionary",
+    "Consumer Staples",
+    "Energy",
+    "Financials",
+    "Health Care",
+    "Industrials",
+    "Information Technology",
+    "Materials",
+    "Real Estate",
+    "Utilities",
+)
+
+#: S&P 500 sector weights exactly as given in seed 003 (short names, "Other" bucket, sum 1.00).
+SEED_SP500_SECTOR_WEIGHTS: dict[str, float] = {
+    "Technology": 0.28,
+    "Healthcare": 0.13,
+    "Financials": 0.13,
+    "Consumer Discretionary": 0.10,
+    "Industrials": 0.08,
+    "Communication Services": 0.08,
+    "Consumer Staples": 0.06,
+    "Energy": 0.04,
+    "Utilities": 0.03,
+    "Real Estate": 0.02,
+    "Materials": 0.02,
+    "Other": 0.03,
+}
+
+#: Short / vendor sector names (seed 003, FMP/Yahoo style) -> GICS sector names.
+SEED_TO_GICS: dict[str, str] = {
+    "Technology": "Information Technology",
+    "Information Technology": "Information Technology",
+    "Healthcare": "Health Care",
+    "Health Care": "Health Care",
+    "Financials": "Financials",
+    "Financial Services": "Financials",
+    "Financial": "Financials",
+    "Consumer Discretionary": "Consumer Discretionary",
+    "Consumer Cyclical": "Consumer Discretionary",
+    "Consumer Staples": "Consumer Staples",
+    "Consumer Defensive": "Consumer Staples",
+    "Industrials": "Industrials",
+    "Communication Services": "Communication Services",
+    "Telecommunication Services": "Communication Services",
+    "Energy": "Energy",
+    "Utilities": "Utilities",
+    "Real Estate": "Real Estate",
+    "Materials": "Materials",
+    "Basic Materials": "Materials",
+}
+
+#: Built-in S&P 500 benchmark weights on the 11 GICS sectors: the seed-003 figures mapped with
+#: ``SEED_TO_GICS``; the seed's non-GICS "Other" bucket (0.03) is dropped and the 11 weights are
+#: renormalised to sum to 1 (so a portfolio matching the index shows zero diffs).
+BUILTIN_SP500_SECTOR_WEIGHTS: dict[str, float] = {
+    SEED_TO_GICS[name]: w / (1.0 - SEED_SP500_SECTOR_WEIGHTS["Other"])
+    for name, w in SEED_SP500_SECTOR_WEIGHTS.items()
+    if name != "Other"
+}
+
+DEFAULT_DRIFT_THRESHOLD = 0.05
+
+
+def to_gics_sector(name: Any) -> str:
+    """Normalise a sector label to its GICS name; blank/missing -> 'Unclassified'.
+
+    Known short names are mapped with ``SEED_TO_GICS`` (case-insensitive); other non-empty labels
+    are returned stripped and unchanged.
+    """
+    if name is None or (isinstance(name, float) and np.isnan(name)):
+        return UNCLASSIFIED
+    text = str(name).strip()
+    if not text or text.lower() in {"nan", "none", "null", "unknown"}:
+        return UNCLASSIFIED
+    lookup = {k.lower(): v for k, v in SEED_TO_GICS.items()}
+    return lookup.get(text.lower(), text)
+
+
+def _as_weights(weights: Mapping[str, float] | pd.Series) -> pd.Series:
+    s = pd.Series(weights, dtype=float) if not isinstance(weights, pd.Series) else weights.astype(float)
+    return s.fillna(0.0)
+
+
+def hhi(weights: Mapping[str, float] | pd.Series) -> float:
+    """Herfindahl-Hirschman index ``sum(w_i^2) * 10000`` (10000 = one position at 100%)."""
+    w = _as_weights(weights).to_numpy()
+    return float(np.sum(w * w) * 10000.0)
+
+
+def effective_num_positions(hhi_value: float) -> float:
+    """Effective number of positions ``10000 / HHI``; NaN when HHI is 0 (no positions)."""
+    if hhi_value is None or not np.isfinite(hhi_value) or hhi_value <= 0:
+        return float("nan")
+    return 10000.0 / float(hhi_value)
+
+
+def top_k_concentration(weights: Mapping[str, float] | pd.Series, k: int) -> float:
+    """Sum of the ``k`` largest weights (all of them when fewer than ``k`` positions)."""
+    w = np.sort(_as_weights(weights).to_numpy())[::-1]
+    return float(w[:k].sum())
+
+
+def hhi_frame(weights_wide: pd.DataFrame) -> pd.Series:
+    """``hhi`` per row of a (dates x tickers) weight frame."""
+    w = weights_wide.fillna(0.0).to_numpy(dtype=float)
+    return pd.Series((w * w).sum(axis=1) * 10000.0, index=weights_wide.index, name="hhi")
+
+
+def effective_num_positions_frame(weights_wide: pd.DataFrame) -> pd.Series:
+    """``10000 / hhi`` per row (NaN for rows without positions)."""
+    h = hhi_frame(weights_wide)
+    return (10000.0 / h.where(h > 0)).rename("effective_num_positions")
+
+
+def top_k_concentration_frame(weights_wide: pd.DataFrame, k: int) -> pd.Series:
+    """Sum of the ``k`` largest weights per row."""
+    w = -np.sort(-weights_wide.fillna(0.0).to_numpy(dtype=float), axis=1)
+    return pd.Series(w[:, :k].sum(axis=1), index=weights_wide.index, name=f"top_{k}_concentration")
+
+
+def sector_exposure(
+    weights: Mapping[str, float] | pd.Series,
+    sectors: Mapping[str, str] | pd.Series,
+    benchmark: Mapping[str, float] | pd.Series | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per-sector ``{portfolio, benchmark, diff}`` with ``diff = portfolio - benchmark``.
+
+    ``portfolio`` is the sum of the weights of the tickers in the sector (so the total equals the
+    invested share, cash excluded); tickers absent from ``sectors`` (or with a blank sector) go
+    to 'Unclassified'.  Sector names on both sides are normalised with ``to_gics_sector``; the
+    benchmark defaults to ``BUILTIN_SP500_SECTOR_WEIGHTS``.  The result covers every benchmark
+    sector and every sector held with a non-zero weight, sorted by name.
+    """
+    w = _as_weights(weights)
+    w = w[w != 0.0]
+    sec_map = dict(sectors.items()) if isinstance(sectors, pd.Series) else dict(sectors)
+    port: dict[str, float] = {}
+    for ticker, value in w.items():
+        sec = to_gics_sector(sec_map.get(ticker))
+        port[sec] = port.get(sec, 0.0) + float(value)
+    bench_src = BUILTIN_SP500_SECTOR_WEIGHTS if benchmark is None else benchmark
+    bench: dict[str, float] = {}
+    for name, value in dict(bench_src.items()).items():
+        sec = to_gics_sector(name)
+        bench[sec] = bench.get(sec, 0.0) + float(value)
+    out: dict[str, dict[str, float]] = {}
+    for sec in sorted(set(port) | set(bench)):
+        p = port.get(sec, 0.0)
+        b = bench.get(sec, 0.0)
+        out[sec] = {"portfolio": p, "benchmark": b, "diff": p - b}
+    return out
+
+
+def allocation_drift(
+    current_weights: Mapping[str, float] | pd.Series,
+    target_weights: Mapping[str, float] | pd.Series,
+) -> tuple[float, str | None]:
+    """Largest absolute drift ``|current_i - target_i|`` over the union of tickers, and its ticker.
+
+    A ticker missing on one side counts as weight 0 there.  Ties (within 1e-12) go to the
+    alphabetically first ticker.  ``(0.0, None)`` when both sides are empty.
+    """
+    cur = _as_weights(current_weights)
+    tgt = _as_weights(target_weights)
+    idx = sorted(set(cur.index) | set(tgt.index), key=str)
+    if not idx:
+        return 0.0, None
+    diff = (cur.reindex(idx, fill_value=0.0) - tgt.reindex(idx, fill_value=0.0)).abs()
+    values = diff.to_numpy()
+    pos = int(np.argmax(values >= values.max() - 1e-12))
+    return float(diff.iloc[pos]), str(idx[pos])
+
+
+def drift_exceeds(max_abs_drift: float, threshold: float = DEFAULT_DRIFT_THRESHOLD) -> bool:
+    """Rebalance flag: True when the largest absolute drift is strictly above ``threshold``."""
+    return bool(max_abs_drift > threshold)

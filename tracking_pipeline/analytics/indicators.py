@@ -1,0 +1,175 @@
+"""Technical indicators on price series / wide price frames.
+
+Every function takes a pandas Series or a wide DataFrame (index = trading date, one column per
+ticker) and returns an object of the same shape and index.  Values are NaN where there is not
+enough history; NaN gaps in the input are never forward-filled here (that is the caller's
+decision).  All functions are vectorised pandas operations, no Python loops over rows.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "TRADING_DAYS",
+    "simple_returns",
+    "sma",
+    "ema",
+    "rsi",
+    "momentum",
+    "realized_volatility",
+    "drawdown",
+    "macd",
+    "bollinger",
+    "atr",
+    "stochastic",
+    "obv",
+]
+
+TRADING_DAYS = 252
+
+PandasT = TypeVar("PandasT", pd.Series, pd.DataFrame)
+
+
+def simple_returns(prices: PandasT) -> PandasT:
+    """Simple daily returns ``p_t / p_{t-1} - 1`` of (adjusted) close prices.
+
+    The first row is NaN and NaN gaps are *not* filled (``fill_method=None``): a return next to a
+    missing price is NaN rather than a multi-day return.
+    """
+    return prices.pct_change(fill_method=None)
+
+
+def sma(x: PandasT, window: int) -> PandasT:
+    """Simple moving average over the last ``window`` rows (NaN until ``window`` values exist)."""
+    return x.rolling(window=window, min_periods=window).mean()
+
+
+def ema(x: PandasT, span: int) -> PandasT:
+    """Exponential moving average, ``alpha = 2 / (span + 1)``, recursive form (``adjust=False``).
+
+    ``ema_0 = x_0``, ``ema_t = alpha * x_t + (1 - alpha) * ema_{t-1}``.  No warm-up masking: the
+    first value equals the first observation (the usual charting convention, as in MACD).
+    """
+    return x.ewm(span=span, adjust=False).mean()
+
+
+def rsi(prices: PandasT, window: int = 14) -> PandasT:
+    """Wilder's Relative Strength Index in [0, 100].
+
+    ``d_t = p_t - p_{t-1}``; gains ``max(d, 0)`` and losses ``max(-d, 0)`` are smoothed with Wilder's
+    recursive average ``ewm(alpha=1/window, adjust=False)`` (seeded with the first change), and
+    ``RSI = 100 - 100 / (1 + avg_gain / avg_loss)``.  NaN until ``window`` price changes exist;
+    100 when the average loss is 0 (no losses), 50 when both averages are 0 (flat prices).
+    """
+    delta = prices.diff()
+    gain = delta.clip(lower=0.0)
+    loss = (-delta).clip(lower=0.0)
+    alpha = 1.0 / window
+    avg_gain = gain.ewm(alpha=alpha, adjust=False, min_periods=window).mean()
+    avg_loss = loss.ewm(alpha=alpha, adjust=False, min_periods=window).mean()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rs = avg_gain / avg_loss
+        out = 100.0 - 100.0 / (1.0 + rs)
+    # avg_loss == 0: rs = inf (-> 100 already) or nan when avg_gain is also 0 (flat) -> 50.
+    out = out.mask((avg_loss == 0) & (avg_gain > 0), 100.0)
+    out = out.mask((avg_loss == 0) & (avg_gain == 0), 50.0)
+    return out
+
+
+def momentum(prices: PandasT, window: int) -> PandasT:
+    """Price momentum ``p_t / p_{t-window} - 1`` (NaN for the first ``window`` rows)."""
+    return prices / prices.shift(window) - 1.0
+
+
+def realized_volatility(returns: PandasT, window: int = 21) -> PandasT:
+    """Annualised rolling volatility: ``std(last window returns, ddof=1) * sqrt(252)``.
+
+    This is the *market feature* definition (demeaned sample std).  The portfolio snapshot uses
+    the un-demeaned ``sqrt(252/N * sum r^2)`` instead; see ``volatility.realized_vol_sqrt_sum``.
+    NaN until ``window`` non-missing returns are in the window.
+    """
+    return returns.rolling(window=window, min_periods=window).std(ddof=1) * np.sqrt(TRADING_DAYS)
+
+
+def drawdown(prices: PandasT) -> PandasT:
+    """Drawdown from the running peak: ``p_t / max_{s<=t} p_s - 1`` (<= 0; NaN where p_t is NaN)."""
+    return prices / prices.cummax() - 1.0
+
+
+def macd(
+    prices: PandasT, fast: int = 12, slow: int = 26, signal: int = 9
+) -> tuple[PandasT, PandasT, PandasT]:
+    """MACD: ``macd = ema(p, fast) - ema(p, slow)``, ``signal = ema(macd, signal)``, ``hist = macd - signal``.
+
+    EMAs are recursive (``adjust=False``) as in ``ema``; no warm-up masking (standard charting).
+    """
+    macd_line = ema(prices, fast) - ema(prices, slow)
+    signal_line = ema(macd_line, signal)
+    return macd_line, signal_line, macd_line - signal_line
+
+
+def bollinger(
+    prices: PandasT, window: int = 20, num_std: float = 2.0
+) -> tuple[PandasT, PandasT, PandasT]:
+    """Bollinger bands ``(mid, upper, lower)``: ``mid = sma(p, window)``, ``mid +/- num_std * sigma``.
+
+    ``sigma`` is the *population* rolling std (``ddof=0``), Bollinger's original convention and
+    the one used by most charting packages (TA-Lib, TradingView).
+    """
+    mid = sma(prices, window)
+    sd = prices.rolling(window=window, min_periods=window).std(ddof=0)
+    return mid, mid + num_std * sd, mid - num_std * sd
+
+
+def _true_range(high: PandasT, low: PandasT, close: PandasT) -> PandasT:
+    """True range ``max(h - l, |h - c_{t-1}|, |l - c_{t-1}|)``; ``h - l`` on the first row."""
+    prev_close = close.shift(1)
+    hl = high - low
+    hc = (high - prev_close).abs()
+    lc = (low - prev_close).abs()
+    if isinstance(hl, pd.DataFrame):
+        stacked = np.stack([hl.to_numpy(float), hc.to_numpy(float), lc.to_numpy(float)])
+        tr = np.fmax(np.fmax(stacked[0], stacked[1]), stacked[2])
+        # first row (no previous close): fmax already ignores the NaN terms -> h - l
+        return pd.DataFrame(tr, index=hl.index, columns=hl.columns)
+    tr = np.fmax(np.fmax(hl.to_numpy(float), hc.to_numpy(float)), lc.to_numpy(float))
+    return pd.Series(tr, index=hl.index, name=getattr(close, "name", None))
+
+
+def atr(high: PandasT, low: PandasT, close: PandasT, window: int = 14) -> PandasT:
+    """Wilder's Average True Range.
+
+    True range ``TR_t = max(h_t - l_t, |h_t - c_{t-1}|, |l_t - c_{t-1}|)`` (``h - l`` on the first
+    row), smoothed with Wilder's average ``ewm(alpha=1/window, adjust=False, min_periods=window)``.
+    """
+    tr = _true_range(high, low, close)
+    return tr.ewm(alpha=1.0 / window, adjust=False, min_periods=window).mean()
+
+
+def stochastic(
+    high: PandasT, low: PandasT, close: PandasT, k: int = 14, d: int = 3
+) -> tuple[PandasT, PandasT]:
+    """Stochastic oscillator ``(%K, %D)`` in [0, 100].
+
+    ``%K = 100 * (c_t - min(low, k)) / (max(high, k) - min(low, k))`` over the last ``k`` rows
+    (NaN when the range is 0); ``%D = sma(%K, d)`` (the "fast" stochastic).
+    """
+    lowest = low.rolling(window=k, min_periods=k).min()
+    highest = high.rolling(window=k, min_periods=k).max()
+    rng = highest - lowest
+    pct_k = 100.0 * (close - lowest) / rng.where(rng != 0)
+    pct_d = pct_k.rolling(window=d, min_periods=d).mean()
+    return pct_k, pct_d
+
+
+def obv(close: PandasT, volume: PandasT) -> PandasT:
+    """On-balance volume: cumulative sum of ``sign(c_t - c_{t-1}) * volume_t``, starting at 0.
+
+    The first row is 0 (no previous close); unchanged or missing closes contribute 0.
+    """
+    direction = np.sign(close.diff()).fillna(0.0)
+    return (direction * volume.fillna(0.0)).cumsum()

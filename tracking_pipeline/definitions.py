@@ -1,0 +1,28 @@
+"""The one place that assembles the code location's Definitions."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from tracking_pipeline.defs.jobs import daily_assets_job, downstream_job, registry_job
+from tracking_pipeline.defs.market import assets as market_assets
+from tracking_pipeline.defs.overlays import assets as overlay_assets
+from tracking_pipeline.defs.portfolios import assets as portfolio_assets
+from tracking_pipeline.defs.resources import build_resources
+from tracking_pipeline.settings import load_settings
+
+
+def build_definitions() -> dg.Definitions:
+    settings = load_settings()
+    on_duckdb = not settings.warehouse.startswith("postgres")
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([market_assets, overlay_assets, portfolio_assets]),
+        asset_checks=dg.load_asset_checks_from_modules([market_assets, overlay_assets, portfolio_assets]),
+        jobs=[daily_assets_job, registry_job, downstream_job],
+        resources=build_resources(settings),
+        # DuckDB has one writer: run each job's steps in one process (the warehouse lock serialises runs).
+        executor=dg.in_process_executor if on_duckdb else dg.multiprocess_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,25 @@
+"""Jobs: the daily chain over trading-day partitions, and the unpartitioned assets around it."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from tracking_pipeline.defs.partitions import trading_days
+
+DAILY_GROUPS = ("market", "overlays", "portfolios", "risk")
+
+daily_selection = dg.AssetSelection.all().materializable() - dg.AssetSelection.assets(
+    "portfolio_definitions", "portfolio_holdings") - dg.AssetSelection.groups("performance", "reports")
+
+daily_assets_job = dg.define_asset_job(
+    "daily_assets_job", selection=daily_selection, partitions_def=trading_days,
+    description="Every trading-day-partitioned asset: prices, features, overlay signals, NAV, betas, snapshots.",
+)
+registry_job = dg.define_asset_job(
+    "portfolio_registry_job", selection=dg.AssetSelection.assets("portfolio_definitions", "portfolio_holdings"),
+    description="Register the lake's portfolio files.",
+)
+downstream_job = dg.define_asset_job(
+    "downstream_job", selection=dg.AssetSelection.groups("performance", "reports"),
+    description="The unpartitioned assets computed from the daily tables (metrics, reports).",
+)

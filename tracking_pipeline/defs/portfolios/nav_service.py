@@ -1,0 +1,198 @@
+"""Computing `portfolio_daily_nav` for a range of trading days from warehouse tables.
+
+Path-dependent: a range continues from the last stored NAV before it (the stored raw NAV at the last rebalance
+fixes the share counts; overlay variants continue from their stored NAV the day before), and a portfolio whose
+start_date falls inside the range starts there with initial_nav. Each portfolio is computed on its own, so one
+failure does not stop the others.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tracking_pipeline.analytics.nav import NavError, nav_frame, raw_nav_path, rebalance_schedule
+from tracking_pipeline.analytics.overlays.variant_nav import equity_allocation_for_days, variant_returns
+from tracking_pipeline.analytics.overlays.registry import get_model
+from tracking_pipeline.trading_calendar import next_session_on_or_after, nyse_sessions
+from tracking_pipeline.warehouse import Warehouse
+
+RAW = "raw"
+PRICE_LOOKBACK_SESSIONS = 10
+
+
+@dataclass
+class NavRun:
+    """The rows for the range, the ids written, stale prices and per-portfolio errors."""
+
+    rows: pd.DataFrame
+    portfolio_ids: list[int]
+    stale: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    portfolio_id: int
+    name: str
+    start: pd.Timestamp
+    initial_nav: float
+    variants: tuple[str, ...]
+    schedule: list[tuple[pd.Timestamp, dict[str, float]]]
+
+
+def load_active_portfolios(wh: Warehouse, end: pd.Timestamp) -> list[Portfolio]:
+    """Active portfolios whose first NAV day is on or before `end`, with their rebalance schedules."""
+    defs = wh.read_table("portfolio_definitions", "is_active AND start_date <= ?", [end.date()])
+    if defs.empty:
+        return []
+    holdings = wh.read_table("portfolio_holdings")
+    sessions = nyse_sessions()
+    out = []
+    for row in defs.itertuples(index=False):
+        start = next_session_on_or_after(row.start_date)
+        if start > end:
+            continue
+        mine = holdings[holdings["portfolio_id"] == row.portfolio_id]
+        effective = [(pd.Timestamp(d), dict(zip(g["ticker"], g["weight"].astype(float))))
+                     for d, g in mine.groupby("effective_date")]
+        config = json.loads(row.config) if isinstance(row.config, str) else (row.config or {})
+        out.append(Portfolio(int(row.portfolio_id), row.name, start, float(row.initial_nav),
+                             tuple(config.get("variants", [RAW])), rebalance_schedule(effective, start, sessions)))
+    return out
+
+
+def compute_nav_range(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, rf_d: float,
+                      cost_bps: dict[str, float] | None = None) -> NavRun:
+    """NAV rows of every active portfolio and variant for trading days in [start, end]."""
+    portfolios = load_active_portfolios(wh, end)
+    sessions = nyse_sessions()
+    run = NavRun(rows=pd.DataFrame(), portfolio_ids=[])
+    if not portfolios:
+        return run
+    priced_days = wh.query("SELECT DISTINCT trade_date FROM price_data WHERE trade_date BETWEEN ? AND ?",
+                           [start.date(), end.date()])["trade_date"]
+    range_days = sessions[(sessions >= start) & (sessions <= end)]
+    unpriced = range_days.difference(pd.DatetimeIndex(priced_days))
+    if len(unpriced):
+        raise NavError(f"price_data has no rows on {len(unpriced)} trading day(s) of the range, first "
+                       f"{unpriced[0].date()}: materialize price_data for them first")
+    previous_day = sessions[sessions.searchsorted(start) - 1]
+    anchors = {p.portfolio_id: _anchor(p, start, previous_day) for p in portfolios}
+    stored = _stored_navs(wh, anchors, previous_day)
+    tickers = sorted({t for p in portfolios for _, w in p.schedule for t in w})
+    first = min(a for a in anchors.values())
+    prices = _price_matrix(wh, tickers, sessions[max(sessions.searchsorted(first) - PRICE_LOOKBACK_SESSIONS, 0)],
+                           end)
+    signals = _allocations(wh, min(p.start for p in portfolios), end)
+    frames = []
+    for p in portfolios:
+        try:
+            frames.append(_portfolio_rows(p, anchors[p.portfolio_id], start, end, previous_day, stored, prices,
+                                          signals, rf_d, cost_bps or {}, run))
+            run.portfolio_ids.append(p.portfolio_id)
+        except (NavError, KeyError, ValueError) as exc:
+            run.errors[p.name] = str(exc)
+    run.rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return run
+
+
+def _anchor(p: Portfolio, start: pd.Timestamp, previous_day: pd.Timestamp) -> pd.Timestamp:
+    """The day the computation restarts from: the start, or the last rebalance on or before the prior day."""
+    if p.start >= start:
+        return p.start
+    return max(day for day, _ in p.schedule if day <= previous_day)
+
+
+def _stored_navs(wh: Warehouse, anchors: dict[int, pd.Timestamp], previous_day: pd.Timestamp) -> pd.DataFrame:
+    days = sorted({a.date() for a in anchors.values()} | {previous_day.date()})
+    frame = wh.query(f"SELECT portfolio_id, trade_date, variant, nav FROM portfolio_daily_nav "
+                     f"WHERE trade_date IN ({', '.join('?' for _ in days)})", days)
+    frame["portfolio_id"] = frame["portfolio_id"].astype("int64")
+    return frame.set_index(["portfolio_id", "trade_date", "variant"])["nav"]
+
+
+def _price_matrix(wh: Warehouse, tickers: list[str], start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    if not tickers:
+        return pd.DataFrame()
+    frame = wh.query(f"SELECT trade_date, ticker, adj_close FROM price_data WHERE trade_date BETWEEN ? AND ? "
+                     f"AND ticker IN ({', '.join('?' for _ in tickers)})", [start.date(), end.date(), *tickers])
+    return frame.pivot(index="trade_date", columns="ticker", values="adj_close").sort_index()
+
+
+def _allocations(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    frame = wh.query("SELECT trade_date, model, actual_allocation FROM overlay_signals "
+                     "WHERE trade_date BETWEEN ? AND ?", [start.date(), end.date()])
+    return frame.pivot(index="trade_date", columns="model", values="actual_allocation").sort_index()
+
+
+def _portfolio_rows(p: Portfolio, anchor: pd.Timestamp, start: pd.Timestamp, end: pd.Timestamp,
+                    previous_day: pd.Timestamp, stored: pd.Series, prices: pd.DataFrame, signals: pd.DataFrame,
+                    rf_d: float, cost_bps: dict[str, float], run: NavRun) -> pd.DataFrame:
+    sessions = nyse_sessions()
+    days = sessions[(sessions >= anchor) & (sessions <= end)]
+    if anchor == p.start:
+        anchor_nav = p.initial_nav
+    else:
+        anchor_nav = _stored(stored, p, anchor, RAW)
+    in_force = [w for day, w in p.schedule if day <= anchor][-1]
+    schedule = [(anchor, in_force), *[(d, w) for d, w in p.schedule if d > anchor]]
+    path = raw_nav_path(prices, days, schedule, anchor_nav, rf_d, label=p.name)
+    raw = nav_frame(path.nav, p.initial_nav, None)
+    if anchor == p.start:
+        raw.iloc[0, raw.columns.get_loc("daily_return")] = 0.0
+    raw = raw.loc[start:]
+    stale = {t: [d for d in ds if d >= start.date().isoformat()] for t, ds in path.stale.items()}
+    stale = {t: ds for t, ds in stale.items() if ds}
+    if stale:
+        run.stale[p.name] = stale
+    out = [raw.assign(variant=RAW, equity_allocation=1.0, cash_allocation=0.0)]
+    for variant in p.variants:
+        if variant == RAW:
+            continue
+        out.append(_variant_rows(p, variant, raw, start, previous_day, stored, signals, rf_d,
+                                 cost_bps.get(variant, 0.0)))
+    frame = pd.concat(out).rename_axis("trade_date").reset_index()
+    frame["portfolio_id"] = p.portfolio_id
+    return frame
+
+
+def _variant_rows(p: Portfolio, variant: str, raw: pd.DataFrame, start: pd.Timestamp, previous_day: pd.Timestamp,
+                  stored: pd.Series, signals: pd.DataFrame, rf_d: float, cost_bps: float) -> pd.DataFrame:
+    get_model(variant)
+    if variant not in signals.columns:
+        raise NavError(f"{p.name}: overlay_signals has no rows for model {variant!r}: materialize overlay_signals")
+    days = raw.index
+    sessions = nyse_sessions()
+    history = sessions[(sessions >= p.start) & (sessions <= days[-1])]
+    try:
+        equity_all = equity_allocation_for_days(signals[variant].dropna(), history, p.start)
+    except ValueError as exc:
+        raise NavError(f"{p.name}: overlay_signals for {variant!r}: {exc}") from None
+    equity = equity_all.loc[days].to_numpy()
+    if days[0] > p.start:
+        prior = float(equity_all.loc[previous_day])
+        returns = variant_returns(np.r_[0.0, raw["daily_return"].to_numpy()], np.r_[prior, equity], rf_d,
+                                  cost_bps)[1:]
+    else:
+        returns = variant_returns(raw["daily_return"].to_numpy(), equity, rf_d, cost_bps)
+    if days[0] == p.start:
+        returns[0] = 0.0
+        base = p.initial_nav
+    else:
+        base = _stored(stored, p, previous_day, variant)
+    nav = base * np.cumprod(1.0 + returns)
+    return pd.DataFrame({"nav": nav, "daily_return": returns, "cumulative_return": nav / p.initial_nav - 1.0,
+                         "variant": variant, "equity_allocation": equity, "cash_allocation": 1.0 - equity},
+                        index=days)
+
+
+def _stored(stored: pd.Series, p: Portfolio, day: pd.Timestamp, variant: str) -> float:
+    try:
+        return float(stored.loc[(p.portfolio_id, day, variant)])
+    except KeyError:
+        raise NavError(f"{p.name}: no stored {variant} NAV on {day.date()}; materialize portfolio_daily_nav from "
+                       f"{day.date()} (or from the portfolio's start {p.start.date()}) first") from None

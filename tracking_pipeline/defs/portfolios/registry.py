@@ -1,0 +1,102 @@
+"""Registering portfolio files in the warehouse: definitions (stable ids, active flag) and holdings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+
+from tracking_pipeline.analytics.overlays.registry import available_models
+from tracking_pipeline.lake import Lake, LakeInputError
+from tracking_pipeline.lake.portfolios import PortfolioSpec, load_portfolios
+from tracking_pipeline.lake.tables import load_prices
+from tracking_pipeline.warehouse import Warehouse, Write
+
+
+def definition_row(spec: PortfolioSpec, now: dt.datetime, created_at: dt.datetime | None) -> dict:
+    config = dict(spec.config, variants=list(spec.variants), file=spec.file)
+    return {
+        "portfolio_id": spec.portfolio_id, "name": spec.name, "description": spec.description,
+        "source": spec.source, "start_date": spec.start_date, "initial_nav": spec.initial_nav,
+        "benchmark": spec.benchmark, "config": json.dumps(config, sort_keys=True, default=str),
+        "is_active": spec.is_active, "created_at": created_at or now, "updated_at": now,
+    }
+
+
+def holdings_rows(spec: PortfolioSpec) -> list[dict]:
+    return [{"portfolio_id": spec.portfolio_id, "effective_date": r.effective_date, "ticker": t, "weight": w}
+            for r in spec.holdings for t, w in sorted(r.weights.items())]
+
+
+def check_tickers_priced(specs: list[PortfolioSpec], priced: set[str],
+                         errors: dict[str, str]) -> list[PortfolioSpec]:
+    """Drop (into errors) specs holding a ticker that has no prices in the lake."""
+    good = []
+    for spec in specs:
+        unpriced = [t for t in spec.tickers if t not in priced]
+        if unpriced:
+            errors[spec.file] = str(LakeInputError(spec.file, f"ticker(s) with no prices in the lake: "
+                                                              f"{', '.join(unpriced)}", field="holdings"))
+        else:
+            good.append(spec)
+    return good
+
+
+def register_portfolios(lake: Lake, wh: Warehouse, default_benchmark: str,
+                        now: dt.datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Upsert every valid portfolio file; portfolios whose file is gone become inactive (history kept); a bad
+    file leaves its previous rows untouched. Returns (definitions, holdings, errors by file)."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    specs, errors = load_portfolios(lake, default_benchmark, available_models())
+    priced = set(load_prices(lake)["ticker"].unique()) if specs else set()
+    specs = check_tickers_priced(specs, priced, errors)
+    existing = wh.read_table("portfolio_definitions")
+    previous = {int(r.portfolio_id): r for r in existing.itertuples(index=False)}
+    rows, changed_ids = [], []
+    for spec in specs:
+        old = previous.get(spec.portfolio_id)
+        row = definition_row(spec, now, old.created_at if old is not None else None)
+        if old is not None and _same_definition(old, row):
+            row["updated_at"] = old.updated_at
+        rows.append(row)
+        changed_ids.append(spec.portfolio_id)
+    registered = {spec.portfolio_id for spec in specs}
+    failed_names = {_name_in(errors_file, existing) for errors_file in errors}
+    for pid, old in previous.items():
+        if pid in registered or old.name in failed_names:
+            continue
+        if old.is_active:
+            row = old._asdict()
+            row.update(is_active=False, updated_at=now)
+            rows.append(row)
+            changed_ids.append(pid)
+    definitions = pd.DataFrame(rows, columns=list(existing.columns))
+    holdings = pd.DataFrame([h for spec in specs for h in holdings_rows(spec)],
+                            columns=["portfolio_id", "effective_date", "ticker", "weight"])
+    wh.replace(
+        Write("portfolio_definitions", definitions, {"portfolio_id": changed_ids}),
+        Write("portfolio_holdings", holdings, {"portfolio_id": sorted(registered)}),
+    )
+    return wh.read_table("portfolio_definitions"), holdings, errors
+
+
+def _same_definition(old: object, row: dict) -> bool:
+    keys = ("name", "description", "source", "initial_nav", "benchmark", "config", "is_active")
+    same = all(_norm(getattr(old, k)) == _norm(row[k]) for k in keys)
+    return same and pd.Timestamp(getattr(old, "start_date")) == pd.Timestamp(row["start_date"])
+
+
+def _norm(value: object) -> object:
+    if isinstance(value, str) and value.startswith("{"):
+        return json.loads(value)
+    return value
+
+
+def _name_in(file: str, existing: pd.DataFrame) -> str | None:
+    """The registered name of the portfolio that was loaded from `file` before (so a now-bad file keeps it)."""
+    for row in existing.itertuples(index=False):
+        config = json.loads(row.config) if isinstance(row.config, str) else (row.config or {})
+        if config.get("file") == file:
+            return row.name
+    return None

@@ -1,0 +1,60 @@
+"""Resources, chosen by deployment through the contract's environment variables (never logged)."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from tracking_pipeline.lake import Lake, open_lake
+from tracking_pipeline.settings import Settings, load_settings
+from tracking_pipeline.warehouse import Warehouse, open_warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse at TRACKING_WAREHOUSE: a DuckDB file or a postgresql:// URL."""
+
+    url: str
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
+
+    def get(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = open_warehouse(self.url)
+        return self._warehouse
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The input lake at TRACKING_LAKE: a local folder or s3://bucket/prefix."""
+
+    root: str
+
+    def open(self) -> Lake:
+        return open_lake(self.root)
+
+
+class TrackingSettings(dg.ConfigurableResource):
+    """Non-secret settings: market ticker, risk-free rate, reports folder."""
+
+    market_ticker: str
+    risk_free_rate: float
+    reports: str
+
+    @property
+    def rf_daily(self) -> float:
+        return (1.0 + self.risk_free_rate) ** (1.0 / 252) - 1.0
+
+
+def _from_env(name: str, default: str) -> str | dg.EnvVar:
+    """dg.EnvVar when the variable is set (its value stays out of the UI and logs), else the default."""
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else default
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
+    settings = settings or load_settings()
+    return {
+        "warehouse": WarehouseResource(url=_from_env("TRACKING_WAREHOUSE", settings.warehouse)),
+        "lake": LakeResource(root=_from_env("TRACKING_LAKE", settings.lake)),
+        "tracking": TrackingSettings(market_ticker=settings.market_ticker, risk_free_rate=settings.risk_free_rate,
+                                     reports=settings.reports),
+    }

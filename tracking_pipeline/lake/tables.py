@@ -1,0 +1,199 @@
+"""Reading and validating the lake's tables (prices, features, reference data, model files)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+
+import numpy as np
+import pandas as pd
+
+from tracking_pipeline.lake.errors import LakeInputError
+from tracking_pipeline.lake.storage import Lake
+
+TABLE_PATTERNS = ("*.csv", "*.parquet")
+PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
+
+
+def read_frame(lake: Lake, relative: str) -> pd.DataFrame:
+    """One CSV or Parquet file as a frame; a malformed or empty file is a LakeInputError naming it."""
+    where = lake.describe(relative)
+    data = lake.read_bytes(relative)
+    if not data.strip():
+        raise LakeInputError(where, "file is empty")
+    try:
+        if relative.endswith(".parquet"):
+            frame = pd.read_parquet(io.BytesIO(data))
+        else:
+            frame = pd.read_csv(io.BytesIO(data))
+    except Exception as exc:  # pandas/pyarrow raise many parser errors
+        raise LakeInputError(where, f"cannot be read as {relative.rsplit('.', 1)[-1]}: {exc}") from exc
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    return frame
+
+
+def _require(frame: pd.DataFrame, where: str, columns: tuple[str, ...]) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            raise LakeInputError(where, f"missing required column (has: {', '.join(frame.columns)})", field=column)
+
+
+def _parse_dates(values: pd.Series, where: str, column: str) -> pd.Series:
+    parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+    bad = parsed.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise LakeInputError(where, f"not a date: {values.iloc[row]!r}", row=row + 1, field=column)
+    return parsed.dt.tz_localize(None).dt.normalize() if parsed.dt.tz is not None else parsed.dt.normalize()
+
+
+def _numeric(frame: pd.DataFrame, where: str, column: str) -> pd.Series:
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() & frame[column].notna() & (frame[column].astype(str).str.strip() != "")
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise LakeInputError(where, f"not a number: {frame[column].iloc[row]!r}", row=row + 1, field=column)
+    return values.astype("float64")
+
+
+def validate_prices(frame: pd.DataFrame, where: str, today: dt.date | None = None) -> pd.DataFrame:
+    """Required columns, real dates (not in the future), finite positive adj_close, numeric bars."""
+    _require(frame, where, ("date", "ticker", "adj_close"))
+    out = pd.DataFrame({"trade_date": _parse_dates(frame["date"], where, "date"),
+                        "ticker": frame["ticker"].astype("string").str.strip()})
+    if out["ticker"].isna().any() or (out["ticker"] == "").any():
+        row = int(np.flatnonzero((out["ticker"].isna() | (out["ticker"] == "")).to_numpy())[0])
+        raise LakeInputError(where, "empty ticker", row=row + 1, field="ticker")
+    for column in PRICE_COLUMNS:
+        out[column] = _numeric(frame, where, column) if column in frame.columns else np.nan
+    adj = out["adj_close"].to_numpy()
+    bad = ~np.isfinite(adj) | (adj <= 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise LakeInputError(where, f"adj_close must be a finite positive price, got {adj[row]!r} "
+                                    f"({out['ticker'].iloc[row]} on {out['trade_date'].iloc[row].date()})",
+                             row=row + 1, field="adj_close")
+    limit = pd.Timestamp(today or dt.date.today())
+    future = out["trade_date"] > limit
+    if future.any():
+        row = int(np.flatnonzero(future.to_numpy())[0])
+        raise LakeInputError(where, f"date {out['trade_date'].iloc[row].date()} is in the future",
+                             row=row + 1, field="date")
+    return out
+
+
+def drop_duplicate_bars(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Identical duplicate (date, ticker) rows collapse to one; conflicting ones are an error."""
+    key = ["trade_date", "ticker"]
+    dup = frame.duplicated(key, keep=False)
+    if not dup.any():
+        return frame
+    distinct = frame[dup].drop_duplicates()
+    conflicts = distinct[distinct.duplicated(key, keep=False)]
+    if len(conflicts):
+        first = conflicts.iloc[0]
+        raise LakeInputError(where, f"duplicate rows for ({first['trade_date'].date()}, {first['ticker']}) "
+                                    "with different values", field="date,ticker")
+    return frame.drop_duplicates(key)
+
+
+def load_prices(lake: Lake, start: dt.date | str | None = None, end: dt.date | str | None = None,
+                tickers: list[str] | None = None) -> pd.DataFrame:
+    """All price files under prices/ (recursively), validated, optionally cut to [start, end] and tickers."""
+    files = lake.list("prices", TABLE_PATTERNS, recursive=True)
+    if not files:
+        raise LakeInputError(lake.describe("prices/"), "no price files (*.csv or *.parquet) found")
+    frames = []
+    for relative in files:
+        where = lake.describe(relative)
+        frame = validate_prices(read_frame(lake, relative), where)
+        if start is not None:
+            frame = frame[frame["trade_date"] >= pd.Timestamp(start)]
+        if end is not None:
+            frame = frame[frame["trade_date"] <= pd.Timestamp(end)]
+        if tickers is not None:
+            frame = frame[frame["ticker"].isin(tickers)]
+        frames.append(frame)
+    prices = pd.concat(frames, ignore_index=True)
+    prices = drop_duplicate_bars(prices, lake.describe("prices/"))
+    return prices.sort_values(["trade_date", "ticker"], ignore_index=True)
+
+
+def load_features(lake: Lake) -> pd.DataFrame:
+    """features/*: `date` plus numeric columns, outer-joined on date. Optional (empty frame when absent)."""
+    merged: pd.DataFrame | None = None
+    for relative in lake.list("features", TABLE_PATTERNS):
+        where = lake.describe(relative)
+        frame = read_frame(lake, relative)
+        _require(frame, where, ("date",))
+        out = pd.DataFrame({"trade_date": _parse_dates(frame["date"], where, "date")})
+        for column in frame.columns:
+            if column != "date":
+                out[column] = _numeric(frame, where, column)
+        if out["trade_date"].duplicated().any():
+            row = int(np.flatnonzero(out["trade_date"].duplicated().to_numpy())[0])
+            raise LakeInputError(where, "duplicate date", row=row + 1, field="date")
+        merged = out if merged is None else merged.merge(out, on="trade_date", how="outer", suffixes=("", "_dup"))
+    if merged is None:
+        return pd.DataFrame({"trade_date": pd.Series(dtype="datetime64[ns]")})
+    return merged.sort_values("trade_date", ignore_index=True)
+
+
+def load_sectors(lake: Lake) -> dict[str, str]:
+    """ticker -> GICS sector from reference/sectors.csv (empty when absent: every ticker 'Unclassified')."""
+    relative = "reference/sectors.csv"
+    if not lake.exists(relative):
+        return {}
+    frame = read_frame(lake, relative)
+    _require(frame, lake.describe(relative), ("ticker", "gics_sector"))
+    return dict(zip(frame["ticker"].astype(str).str.strip(), frame["gics_sector"].astype(str).str.strip()))
+
+
+def load_benchmark_sector_weights(lake: Lake, benchmark: str) -> dict[str, float] | None:
+    """The latest weights for `benchmark` from reference/benchmark_sector_weights.csv, or None when absent."""
+    relative = "reference/benchmark_sector_weights.csv"
+    if not lake.exists(relative):
+        return None
+    where = lake.describe(relative)
+    frame = read_frame(lake, relative)
+    _require(frame, where, ("benchmark_code", "asof_date", "sector", "weight"))
+    frame["asof_date"] = _parse_dates(frame["asof_date"], where, "asof_date")
+    frame["weight"] = _numeric(frame, where, "weight")
+    rows = frame[frame["benchmark_code"].astype(str) == benchmark]
+    if rows.empty:
+        return None
+    latest = rows[rows["asof_date"] == rows["asof_date"].max()]
+    return dict(zip(latest["sector"].astype(str), latest["weight"].astype(float)))
+
+
+def load_model_config(lake: Lake, model: str) -> dict:
+    """models/<model>/config.json overrides (empty when absent)."""
+    relative = f"models/{model}/config.json"
+    if not lake.exists(relative):
+        return {}
+    try:
+        config = json.loads(lake.read_bytes(relative))
+    except json.JSONDecodeError as exc:
+        raise LakeInputError(lake.describe(relative), f"malformed JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise LakeInputError(lake.describe(relative), "must hold a JSON object of parameters")
+    return config
+
+
+def load_allocation_history(lake: Lake, model: str) -> pd.Series | None:
+    """models/<model>/allocation_history.csv as a date -> target_allocation series, or None."""
+    relative = f"models/{model}/allocation_history.csv"
+    if not lake.exists(relative):
+        return None
+    where = lake.describe(relative)
+    frame = read_frame(lake, relative)
+    _require(frame, where, ("date", "target_allocation"))
+    dates = _parse_dates(frame["date"], where, "date")
+    values = _numeric(frame, where, "target_allocation")
+    bad = values.isna() | (values < 0) | (values > 1)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise LakeInputError(where, f"target_allocation must be in [0, 1], got {values.iloc[row]!r}",
+                             row=row + 1, field="target_allocation")
+    return pd.Series(values.to_numpy(), index=pd.DatetimeIndex(dates), name=model).sort_index()

@@ -1,0 +1,52 @@
+"""NYSE trading sessions (exchange_calendars), the one source of trading days for the project."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import exchange_calendars as xc
+import pandas as pd
+
+CALENDAR_START = "2000-01-03"
+
+
+@lru_cache(maxsize=1)
+def nyse_sessions() -> pd.DatetimeIndex:
+    """All NYSE sessions the calendar knows (about a year ahead of today)."""
+    cal = xc.get_calendar("XNYS", start=CALENDAR_START)
+    return pd.DatetimeIndex(cal.sessions.tz_localize(None)).normalize()
+
+
+def sessions_between(start: dt.date | str, end: dt.date | str) -> pd.DatetimeIndex:
+    """Sessions in [start, end], both inclusive."""
+    s = nyse_sessions()
+    return s[(s >= pd.Timestamp(start)) & (s <= pd.Timestamp(end))]
+
+
+def is_session(day: dt.date | str) -> bool:
+    return pd.Timestamp(day).normalize() in nyse_sessions()
+
+
+def next_session_on_or_after(day: dt.date | str) -> pd.Timestamp:
+    """The trading day a date maps to when it is not one itself (e.g. a rebalance on a holiday)."""
+    s = nyse_sessions()
+    i = s.searchsorted(pd.Timestamp(day))
+    if i >= len(s):
+        raise ValueError(f"{day} is beyond the NYSE calendar's last session {s[-1].date()}")
+    return s[i]
+
+
+def previous_session(day: dt.date | str) -> pd.Timestamp:
+    """The last session strictly before `day`."""
+    s = nyse_sessions()
+    i = s.searchsorted(pd.Timestamp(day)) - 1
+    if i < 0:
+        raise ValueError(f"no NYSE session before {day}")
+    return s[i]
+
+
+def non_session_weekdays(start: dt.date | str, end: dt.date | str) -> pd.DatetimeIndex:
+    """Weekdays in [start, end] on which NYSE is closed (holidays)."""
+    weekdays = pd.bdate_range(start, end)
+    return weekdays.difference(nyse_sessions())

@@ -1,0 +1,206 @@
+"""One warehouse interface; DuckDB and PostgreSQL implement it (see duckdb_backend.py, postgres_backend.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracking_pipeline.warehouse.schema import BOOL, DATE, FLOAT, JSON, TABLES, TIMESTAMP, Table
+
+
+@dataclass(frozen=True)
+class Write:
+    """Replace the rows of `table` selected by `scope` with `frame`, atomically.
+
+    scope maps a column to a (low, high) inclusive range (a tuple) or to a list of values; None or {} replaces
+    the whole table. Every row of `frame` must fall inside the scope, so a re-run never duplicates.
+    """
+
+    table: str
+    frame: pd.DataFrame
+    scope: dict[str, Any] | None = field(default=None)
+
+
+def scope_clause(scope: dict[str, Any] | None) -> tuple[str, list[Any]]:
+    """SQL WHERE text (with ? placeholders) and parameters for a write scope."""
+    if not scope:
+        return "TRUE", []
+    parts, params = [], []
+    for column, value in scope.items():
+        if isinstance(value, tuple):
+            parts.append(f"{column} BETWEEN ? AND ?")
+            params.extend(value)
+        else:
+            values = list(value)
+            if not values:
+                return "FALSE", []
+            parts.append(f"{column} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+    return " AND ".join(parts), params
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=_json_default, allow_nan=False)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, float)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def conform(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """Put a frame in the table's column order and storage types (JSON as text, dates as date, NaN as NULL)."""
+    unknown = set(frame.columns) - set(table.column_names)
+    if unknown:
+        raise ValueError(f"{table.name}: unknown columns {sorted(unknown)}")
+    out = pd.DataFrame(index=range(len(frame)))
+    for column, kind in table.columns:
+        values = frame[column].reset_index(drop=True) if column in frame else pd.Series([None] * len(frame))
+        if kind == JSON:
+            values = values.map(_json_text).astype(object)
+        elif kind == DATE:
+            values = pd.to_datetime(values).dt.date.astype(object)
+        elif kind == TIMESTAMP:
+            values = pd.to_datetime(values)
+        elif kind == BOOL:
+            values = values.astype(object).where(values.notna(), None)
+        out[column] = values
+    return out
+
+
+class Warehouse(ABC):
+    """Tables created on first use; partition writes replace their rows in one transaction."""
+
+    dialect: str
+
+    def __init__(self) -> None:
+        self._schema_ready = False
+
+    # --- backend hooks -------------------------------------------------------------------------------------
+    @abstractmethod
+    @contextmanager
+    def _connection(self, write: bool) -> Iterator[Any]:
+        """A DB-API style connection; for write=True the caller commits or rolls back."""
+
+    @abstractmethod
+    def _create_table_sql(self, table: Table) -> str: ...
+
+    @abstractmethod
+    def _insert(self, conn: Any, table: Table, frame: pd.DataFrame) -> None: ...
+
+    @abstractmethod
+    def _fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> pd.DataFrame: ...
+
+    @abstractmethod
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the warehouse is, safe to print (no credentials)."""
+
+    # --- public API ------------------------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Create every declared table that does not exist yet."""
+        if self._schema_ready:
+            return
+        with self._connection(write=True) as conn:
+            for table in TABLES.values():
+                self._execute(conn, self._create_table_sql(table), [])
+            conn.commit()
+        self._schema_ready = True
+
+    def replace(self, *writes: Write, before_commit: Any = None) -> dict[str, int]:
+        """Apply the writes in one transaction: all rows replaced, or (on any error) none.
+
+        `before_commit` is a hook called inside the transaction after the new rows are in (used by the
+        atomicity tests to inject a failure)."""
+        self.ensure_schema()
+        prepared = [(TABLES[w.table], conform(TABLES[w.table], w.frame), w.scope) for w in writes]
+        for table, frame, scope in prepared:
+            _check_in_scope(table, frame, scope)
+        counts: dict[str, int] = {}
+        with self._connection(write=True) as conn:
+            try:
+                for table, frame, scope in prepared:
+                    where, params = scope_clause(scope)
+                    self._execute(conn, f"DELETE FROM {table.name} WHERE {where}", params)
+                    if len(frame):
+                        self._insert(conn, table, frame)
+                    counts[table.name] = counts.get(table.name, 0) + len(frame)
+                if before_commit is not None:
+                    before_commit()
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        return counts
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run a SELECT written with ? placeholders; DATE columns come back as datetime64."""
+        self.ensure_schema()
+        with self._connection(write=False) as conn:
+            frame = self._fetch(conn, sql, list(params))
+        return _normalise_dates(frame)
+
+    def read_table(self, name: str, where: str = "TRUE", params: Sequence[Any] = (),
+                   order_by: str | None = None) -> pd.DataFrame:
+        """All columns of a declared table, optionally filtered and ordered."""
+        table = TABLES[name]
+        order = f" ORDER BY {order_by}" if order_by else f" ORDER BY {', '.join(table.key)}"
+        frame = self.query(f"SELECT {', '.join(table.column_names)} FROM {name} WHERE {where}{order}", params)
+        for column, kind in table.columns:
+            if kind == FLOAT:
+                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+            elif kind == DATE:
+                frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+        return frame
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        frame = self.query(sql, params)
+        return None if frame.empty else frame.iat[0, 0]
+
+
+def _check_in_scope(table: Table, frame: pd.DataFrame, scope: dict[str, Any] | None) -> None:
+    if not scope or frame.empty:
+        return
+    for column, value in scope.items():
+        col = frame[column]
+        if isinstance(value, tuple):
+            lo, hi = value
+            if table.column_type(column) == DATE:
+                col, lo, hi = pd.to_datetime(col), pd.Timestamp(lo), pd.Timestamp(hi)
+            outside = (col < lo) | (col > hi)
+        else:
+            outside = ~col.isin(list(value))
+        if outside.any():
+            raise ValueError(f"{table.name}: {int(outside.sum())} rows outside the write scope on {column}")
+
+
+def _normalise_dates(frame: pd.DataFrame) -> pd.DataFrame:
+    import datetime as dt
+
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            first = frame[column].dropna()
+            if len(first) and isinstance(first.iloc[0], dt.date) and not isinstance(first.iloc[0], dt.datetime):
+                frame[column] = pd.to_datetime(frame[column])
+    return frame

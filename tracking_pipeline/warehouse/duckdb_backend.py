@@ -1,0 +1,84 @@
+"""DuckDB warehouse (the embedded default).
+
+DuckDB allows one writing process per file. Every access takes an exclusive advisory lock on `<file>.lock`
+(fcntl.flock) for the life of its short connection, so concurrent runs and processes queue instead of failing
+with lock errors; within a run the in-process executor keeps steps sequential.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from tracking_pipeline.warehouse.base import Warehouse
+from tracking_pipeline.warehouse.schema import Table
+
+DUCKDB_TYPES = {"date": "DATE", "text": "VARCHAR", "float": "DOUBLE", "int": "INTEGER", "bigint": "BIGINT",
+                "bool": "BOOLEAN", "json": "JSON", "timestamp": "TIMESTAMP"}
+LOCK_TIMEOUT_S = float(os.environ.get("TRACKING_DUCKDB_LOCK_TIMEOUT", "900"))
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    def describe(self) -> str:
+        return f"duckdb:{self.path.resolve()}"
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{self.path}.lock", "a+") as handle:
+            deadline = time.monotonic() + LOCK_TIMEOUT_S
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"DuckDB warehouse {self.path} stayed locked for {LOCK_TIMEOUT_S:.0f}s")
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _connection(self, write: bool) -> Iterator[Any]:
+        with self._lock():
+            conn = duckdb.connect(str(self.path))
+            try:
+                if write:
+                    conn.begin()
+                yield conn
+            finally:
+                conn.close()
+
+    def _create_table_sql(self, table: Table) -> str:
+        cols = ", ".join(f"{c} {DUCKDB_TYPES[t]}" for c, t in table.columns)
+        return f"CREATE TABLE IF NOT EXISTS {table.name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))"
+
+    def _insert(self, conn: Any, table: Table, frame: pd.DataFrame) -> None:
+        conn.register("_incoming", frame)
+        try:
+            cols = ", ".join(table.column_names)
+            conn.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _incoming")
+        finally:
+            conn.unregister("_incoming")
+
+    def _fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> pd.DataFrame:
+        return conn.execute(sql, list(params)).df()
+
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
+        conn.execute(sql, list(params))

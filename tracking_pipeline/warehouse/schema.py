@@ -1,0 +1,98 @@
+"""The warehouse tables (CONTRACT §3), declared once for every backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Logical column types; each backend maps them to its own SQL types.
+DATE, TEXT, FLOAT, INT, BIGINT, BOOL, JSON, TIMESTAMP = (
+    "date", "text", "float", "int", "bigint", "bool", "json", "timestamp",
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table: ordered columns with logical types, the unique key, and the date column partitions write by."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    date_column: str | None = None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    def column_type(self, column: str) -> str:
+        return dict(self.columns)[column]
+
+
+def _t(name: str, columns: str, key: str, date_column: str | None = None) -> Table:
+    cols = tuple(tuple(part.split(":")) for part in columns.split())
+    return Table(name, cols, tuple(key.split()), date_column)  # type: ignore[arg-type]
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        _t("price_data",
+           "trade_date:date ticker:text open:float high:float low:float close:float adj_close:float volume:float",
+           "trade_date ticker", "trade_date"),
+        _t("market_features",
+           "trade_date:date market_ticker:text close:float sma_50:float sma_200:float rsi_14:float "
+           "momentum_63:float momentum_126:float realized_vol_21:float drawdown:float vix_close:float "
+           "features:json",
+           "trade_date", "trade_date"),
+        _t("portfolio_definitions",
+           "portfolio_id:bigint name:text description:text source:text start_date:date initial_nav:float "
+           "benchmark:text config:json is_active:bool created_at:timestamp updated_at:timestamp",
+           "portfolio_id"),
+        _t("portfolio_holdings",
+           "portfolio_id:bigint effective_date:date ticker:text weight:float",
+           "portfolio_id effective_date ticker"),
+        _t("position_market_betas",
+           "ticker:text calc_date:date window_days:int method:text market_index:text beta:float alpha:float "
+           "r_squared:float std_error:float p_value:float observations:int",
+           "ticker calc_date window_days method market_index", "calc_date"),
+        _t("overlay_signals",
+           "trade_date:date model:text target_allocation:float actual_allocation:float trade_required:bool "
+           "signals:json impacts:json",
+           "trade_date model", "trade_date"),
+        _t("portfolio_daily_nav",
+           "portfolio_id:bigint trade_date:date variant:text nav:float daily_return:float "
+           "cumulative_return:float equity_allocation:float cash_allocation:float",
+           "portfolio_id trade_date variant", "trade_date"),
+        _t("portfolio_snapshots",
+           "portfolio_id:bigint snapshot_date:date market_beta_weighted:float market_beta_r_squared:float "
+           "market_beta_observations:int market_beta_direct:float sector_exposure:json hhi:float "
+           "effective_num_positions:float top_3_concentration:float top_10_concentration:float "
+           "realized_volatility_21d:float realized_volatility_63d:float expected_volatility_21d:float "
+           "volatility_trend:text volatility_percentile:float max_allocation_drift:float "
+           "max_drift_ticker:text rebalance_recommended:bool",
+           "portfolio_id snapshot_date", "snapshot_date"),
+        _t("portfolio_stress_tests",
+           "portfolio_id:bigint snapshot_date:date scenario:text market_shock:float expected_return:float "
+           "expected_pnl:float",
+           "portfolio_id snapshot_date scenario", "snapshot_date"),
+        _t("portfolio_metrics",
+           "portfolio_id:bigint variant:text period_type:text period_start:date period_end:date "
+           "total_return:float sharpe_ratio:float sortino_ratio:float cagr:float max_drawdown:float "
+           "calmar_ratio:float volatility:float win_rate:float var_95:float cvar_95:float beta:float "
+           "alpha:float tracking_error:float information_ratio:float",
+           "portfolio_id variant period_type period_start"),
+        _t("asset_performance_metrics",
+           "ticker:text trade_date:date sma_20:float sma_50:float sma_200:float ema_12:float ema_26:float "
+           "rsi_14:float macd:float macd_signal:float bollinger_mid:float bollinger_upper:float "
+           "bollinger_lower:float atr_14:float stoch_k:float stoch_d:float obv:float return_1m:float "
+           "return_3m:float return_6m:float return_1y:float return_3y:float return_5y:float "
+           "volatility_1y:float beta_1y:float sharpe_1y:float",
+           "ticker trade_date", "trade_date"),
+        _t("asset_correlations",
+           "calc_date:date window_days:int ticker_a:text ticker_b:text correlation:float p_value:float "
+           "observations:int",
+           "calc_date window_days ticker_a ticker_b", "calc_date"),
+        _t("alerts",
+           "alert_id:text created_at:timestamp run_id:text job_name:text step_key:text error:text",
+           "alert_id"),
+    ]
+}
