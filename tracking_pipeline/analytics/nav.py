@@ -79,7 +79,7 @@ def raw_nav_path(prices: pd.DataFrame, days: pd.DatetimeIndex,
     for k, (a, (_, target)) in enumerate(zip(starts, schedule)):
         if a >= n_days:
             break
-        b = starts[k + 1] if k + 1 < len(starts) else n_days - 1
+        b = min(starts[k + 1], n_days - 1) if k + 1 < len(starts) else n_days - 1
         w = np.zeros(len(tickers))
         for ticker, weight in target.items():
             w[col[ticker]] = weight

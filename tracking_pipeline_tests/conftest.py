@@ -1,0 +1,90 @@
+"""Shared fixtures: an isolated environment per test (lake, DuckDB warehouse, Dagster instance) and PostgreSQL.
+
+PostgreSQL tests use TRACKING_TEST_POSTGRES_URL (default postgresql://postgres@localhost/postgres) and get a fresh
+database each. When the server is unreachable they fail under CI (CI=true) and skip with the reason elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from tracking_pipeline_tests.helpers import make_lake
+
+POSTGRES_ADMIN_URL = os.environ.get("TRACKING_TEST_POSTGRES_URL", "postgresql://postgres@localhost/postgres")
+
+
+@dataclass
+class TrackingEnv:
+    root: Path
+    lake: Path
+    warehouse: str
+    instance: dg.DagsterInstance
+
+    def defs(self) -> dg.Definitions:
+        """Definitions built from the current environment variables."""
+        from tracking_pipeline.definitions import build_definitions
+
+        return build_definitions()
+
+    def warehouse_handle(self):  # noqa: ANN201
+        from tracking_pipeline.warehouse import open_warehouse
+
+        return open_warehouse(self.warehouse)
+
+
+@pytest.fixture
+def tracking_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrackingEnv:
+    """A small lake (demo data 2018-01-02..2019-06-28), a DuckDB warehouse and a temporary Dagster instance."""
+    lake = make_lake(tmp_path / "lake")
+    warehouse = str(tmp_path / "warehouse.duckdb")
+    monkeypatch.setenv("TRACKING_LAKE", str(lake))
+    monkeypatch.setenv("TRACKING_WAREHOUSE", warehouse)
+    monkeypatch.setenv("TRACKING_REPORTS", str(tmp_path / "reports"))
+    monkeypatch.setenv("TRACKING_LAKE_CACHE", str(tmp_path / "lake_cache"))
+    monkeypatch.setenv("TRACKING_PARTITIONS_START", "2018-01-02")
+    monkeypatch.delenv("TRACKING_RISK_FREE_RATE", raising=False)
+    monkeypatch.delenv("TRACKING_MARKET_TICKER", raising=False)
+    (tmp_path / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
+        yield TrackingEnv(tmp_path, lake, warehouse, instance)
+
+
+def _postgres_available() -> str | None:
+    import psycopg2
+
+    try:
+        psycopg2.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
+        return None
+    except psycopg2.OperationalError as exc:
+        return str(exc).strip()
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh, empty PostgreSQL database for this test (dropped afterwards)."""
+    import psycopg2
+
+    problem = _postgres_available()
+    if problem:
+        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {problem}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"tp_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(POSTGRES_ADMIN_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
