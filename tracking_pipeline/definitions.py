@@ -11,14 +11,25 @@ from tracking_pipeline.defs.portfolios import assets as portfolio_assets
 from tracking_pipeline.defs.resources import build_resources
 from tracking_pipeline.settings import load_settings
 
+# Each domain's asset module; add a new domain here.
+ASSET_MODULES = [
+    market_assets,
+    overlay_assets,
+    portfolio_assets,
+]
+SCHEDULES: list[dg.ScheduleDefinition] = []
+SENSORS: list[dg.SensorDefinition] = []
+
 
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
     on_duckdb = not settings.warehouse.startswith("postgres")
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([market_assets, overlay_assets, portfolio_assets]),
-        asset_checks=dg.load_asset_checks_from_modules([market_assets, overlay_assets, portfolio_assets]),
+        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[daily_assets_job, registry_job, downstream_job],
+        schedules=SCHEDULES,
+        sensors=SENSORS,
         resources=build_resources(settings),
         # DuckDB has one writer: run each job's steps in one process (the warehouse lock serialises runs).
         executor=dg.in_process_executor if on_duckdb else dg.multiprocess_executor,
