@@ -8,6 +8,7 @@ from tracking_pipeline.defs.jobs import daily_assets_job, downstream_job, regist
 from tracking_pipeline.defs.market import assets as market_assets
 from tracking_pipeline.defs.overlays import assets as overlay_assets
 from tracking_pipeline.defs.portfolios import assets as portfolio_assets
+from tracking_pipeline.defs.reports import assets as report_assets
 from tracking_pipeline.defs.resources import build_resources
 from tracking_pipeline.settings import load_settings
 
@@ -16,6 +17,7 @@ ASSET_MODULES = [
     market_assets,
     overlay_assets,
     portfolio_assets,
+    report_assets,
 ]
 SCHEDULES: list[dg.ScheduleDefinition] = []
 SENSORS: list[dg.SensorDefinition] = []
