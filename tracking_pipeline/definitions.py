@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
+from tracking_pipeline.defs.automation.alerts import run_failure_alert_sensor
+from tracking_pipeline.defs.automation.schedules import nightly_daily_assets
+from tracking_pipeline.defs.automation.sensors import downstream_after_daily_sensor, portfolio_registration_sensor
 from tracking_pipeline.defs.jobs import daily_assets_job, downstream_job, registry_job
 from tracking_pipeline.defs.market import assets as market_assets
 from tracking_pipeline.defs.overlays import assets as overlay_assets
 from tracking_pipeline.defs.portfolios import assets as portfolio_assets
+from tracking_pipeline.defs.performance import assets as performance_assets
 from tracking_pipeline.defs.reports import assets as report_assets
 from tracking_pipeline.defs.resources import build_resources
+from tracking_pipeline.defs.risk import assets as risk_assets
 from tracking_pipeline.settings import load_settings
 
 # Each domain's asset module; add a new domain here.
@@ -17,10 +22,13 @@ ASSET_MODULES = [
     market_assets,
     overlay_assets,
     portfolio_assets,
+    risk_assets,
+    performance_assets,
     report_assets,
 ]
-SCHEDULES: list[dg.ScheduleDefinition] = []
-SENSORS: list[dg.SensorDefinition] = []
+SCHEDULES: list[dg.ScheduleDefinition] = [nightly_daily_assets]
+SENSORS: list[dg.SensorDefinition] = [portfolio_registration_sensor, downstream_after_daily_sensor,
+                                      run_failure_alert_sensor]
 
 
 def build_definitions() -> dg.Definitions:

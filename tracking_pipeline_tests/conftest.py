@@ -88,3 +88,53 @@ def postgres_url() -> str:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+DEPLOY_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.yaml"
+
+
+@pytest.fixture
+def postgres_instance(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dg.DagsterInstance:
+    """The production Dagster instance: deploy/dagster.yaml (dagster-postgres) as DAGSTER_HOME, with its
+    DAGSTER_PG_* variables pointing at the test's fresh database (shared with a Postgres warehouse, if any)."""
+    import shutil
+
+    from tracking_pipeline_tests.helpers import postgres_instance_env
+
+    home = tmp_path / "dagster_home_pg"
+    home.mkdir()
+    shutil.copy(DEPLOY_INSTANCE_YAML, home / "dagster.yaml")
+    for name, value in postgres_instance_env(postgres_url).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        yield instance
+    finally:
+        instance.dispose()
+
+
+@pytest.fixture
+def s3_server(monkeypatch: pytest.MonkeyPatch):
+    """moto's S3 server over HTTP on 127.0.0.1 (a free port), with AWS_ENDPOINT_URL, dummy credentials and a
+    region in the environment. Yields the server (tests may `.stop()` it to simulate an outage)."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+

@@ -28,7 +28,10 @@ __all__ = [
     "effective_num_positions_frame",
     "top_k_concentration_frame",
     "sector_exposure",
+    "sector_weights_frame",
+    "sector_exposure_records",
     "allocation_drift",
+    "allocation_drift_frame",
     "drift_exceeds",
     "DEFAULT_DRIFT_THRESHOLD",
 ]
@@ -178,17 +181,62 @@ def sector_exposure(
     for ticker, value in w.items():
         sec = to_gics_sector(sec_map.get(ticker))
         port[sec] = port.get(sec, 0.0) + float(value)
-    bench_src = BUILTIN_SP500_SECTOR_WEIGHTS if benchmark is None else benchmark
-    bench: dict[str, float] = {}
-    for name, value in dict(bench_src.items()).items():
-        sec = to_gics_sector(name)
-        bench[sec] = bench.get(sec, 0.0) + float(value)
+    bench = _benchmark_by_sector(benchmark)
     out: dict[str, dict[str, float]] = {}
     for sec in sorted(set(port) | set(bench)):
         p = port.get(sec, 0.0)
         b = bench.get(sec, 0.0)
         out[sec] = {"portfolio": p, "benchmark": b, "diff": p - b}
     return out
+
+
+def _benchmark_by_sector(benchmark: Mapping[str, float] | pd.Series | None) -> dict[str, float]:
+    bench_src = BUILTIN_SP500_SECTOR_WEIGHTS if benchmark is None else benchmark
+    bench: dict[str, float] = {}
+    for name, value in dict(bench_src.items()).items():
+        sec = to_gics_sector(name)
+        bench[sec] = bench.get(sec, 0.0) + float(value)
+    return bench
+
+
+def sector_weights_frame(weights_wide: pd.DataFrame, sectors: Mapping[str, str] | pd.Series) -> pd.DataFrame:
+    """Per row of a (dates x tickers) weight frame, the summed weight of each sector (dates x sectors).
+
+    Sector labels are normalised with ``to_gics_sector`` (unknown tickers -> 'Unclassified'); columns are
+    the sectors of the frame's tickers, sorted.  One matrix product, no loop over dates.
+    """
+    sec_map = dict(sectors.items()) if isinstance(sectors, pd.Series) else dict(sectors)
+    labels = [to_gics_sector(sec_map.get(t)) for t in weights_wide.columns]
+    names = sorted(set(labels))
+    indicator = np.zeros((len(labels), len(names)))
+    indicator[np.arange(len(labels)), [names.index(s) for s in labels]] = 1.0
+    w = weights_wide.fillna(0.0).to_numpy(dtype=float)
+    return pd.DataFrame(w @ indicator, index=weights_wide.index, columns=names)
+
+
+def sector_exposure_records(
+    weights_wide: pd.DataFrame,
+    sectors: Mapping[str, str] | pd.Series,
+    benchmark: Mapping[str, float] | pd.Series | None = None,
+) -> list[dict[str, dict[str, float]]]:
+    """``sector_exposure`` for every row of a (dates x tickers) weight frame, one dict per row.
+
+    Same content and rules as ``sector_exposure`` (benchmark sectors plus sectors held with a non-zero
+    weight, sorted); the sums are one matrix product for all rows, only the dicts are built per row.
+    """
+    port = sector_weights_frame(weights_wide, sectors)
+    held = sector_weights_frame((weights_wide.fillna(0.0) != 0.0).astype(float), sectors) > 0
+    bench = _benchmark_by_sector(benchmark)
+    names = sorted(set(port.columns) | set(bench))
+    p = port.reindex(columns=names, fill_value=0.0).to_numpy(dtype=float)
+    show = held.reindex(columns=names, fill_value=False).to_numpy(dtype=bool) | np.array(
+        [name in bench for name in names])[None, :]
+    b = [bench.get(name, 0.0) for name in names]
+    return [
+        {name: {"portfolio": float(p[i, j]), "benchmark": b[j], "diff": float(p[i, j]) - b[j]}
+         for j, name in enumerate(names) if show[i, j]}
+        for i in range(len(p))
+    ]
 
 
 def allocation_drift(
@@ -209,6 +257,24 @@ def allocation_drift(
     values = diff.to_numpy()
     pos = int(np.argmax(values >= values.max() - 1e-12))
     return float(diff.iloc[pos]), str(idx[pos])
+
+
+def allocation_drift_frame(current_wide: pd.DataFrame, target_wide: pd.DataFrame) -> pd.DataFrame:
+    """``allocation_drift`` for every row: columns ``max_allocation_drift`` and ``max_drift_ticker``.
+
+    Rows are ``current_wide``'s index (``target_wide`` is aligned on it); tickers are the union of
+    both frames' columns, missing weights count as 0, ties go to the alphabetically first ticker.
+    """
+    tickers = sorted(set(current_wide.columns) | set(target_wide.columns), key=str)
+    if not tickers:
+        return pd.DataFrame({"max_allocation_drift": 0.0, "max_drift_ticker": None}, index=current_wide.index)
+    cur = current_wide.reindex(columns=tickers).fillna(0.0).to_numpy(dtype=float)
+    tgt = target_wide.reindex(index=current_wide.index, columns=tickers).fillna(0.0).to_numpy(dtype=float)
+    diff = np.abs(cur - tgt)
+    top = diff.max(axis=1)
+    pos = np.argmax(diff >= top[:, None] - 1e-12, axis=1)
+    return pd.DataFrame({"max_allocation_drift": top,
+                         "max_drift_ticker": np.asarray(tickers, dtype=object)[pos]}, index=current_wide.index)
 
 
 def drift_exceeds(max_abs_drift: float, threshold: float = DEFAULT_DRIFT_THRESHOLD) -> bool:

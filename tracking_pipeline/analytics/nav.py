@@ -52,8 +52,9 @@ def carry_forward(prices: pd.DataFrame, days: pd.DatetimeIndex,
 
     `prices` is indexed by session (it may start before `days` so a gap at the start can be filled).
     Returns the filled prices and a boolean frame marking carried-forward cells."""
+    prices = prices.set_axis(pd.DatetimeIndex(prices.index), axis=0)  # an empty frame has a RangeIndex
     index = prices.index.union(days)
-    full = prices.reindex(index)
+    full = prices.reindex(index).astype(float)
     filled = full.ffill(limit=max_stale).reindex(days)
     stale = full.reindex(days).isna() & filled.notna()
     return filled, stale
@@ -95,7 +96,7 @@ def raw_nav_path(prices: pd.DataFrame, days: pd.DatetimeIndex,
         nav[a + 1:b + 1] = values.sum(axis=1) + cash * (1.0 + rf_d) ** steps
         weights[a] = w
         weights[a + 1:b + 1] = values / nav[a + 1:b + 1, None]
-    stale_cells = stale_mask.to_numpy() & held_any
+    stale_cells = stale_mask.to_numpy(dtype=bool) & held_any
     stale = {tickers[j]: [d.date().isoformat() for d in days[stale_cells[:, j]]]
              for j in range(len(tickers)) if stale_cells[:, j].any()}
     return NavPath(pd.Series(nav, index=days, name="nav"), pd.DataFrame(weights, index=days, columns=tickers), stale)

@@ -16,6 +16,7 @@ __all__ = [
     "beta_shock_scenarios",
     "historical_replay",
     "historical_replays",
+    "historical_replays_frame",
 ]
 
 DEFAULT_SHOCKS: tuple[float, ...] = (-0.10, -0.20, -0.30, 0.10)
@@ -127,3 +128,45 @@ def historical_replays(
             {"scenario": name, "start": sc.start, "end": sc.end, "portfolio_return": ret, "market_return": mret}
         )
     return pd.DataFrame(rows, columns=["scenario", "start", "end", "portfolio_return", "market_return"])
+
+
+def historical_replays_frame(
+    weights_wide: pd.DataFrame,
+    prices_wide: pd.DataFrame,
+    scenarios: Mapping[str, HistoricalScenario] | None = None,
+    market_ticker: str | None = None,
+) -> pd.DataFrame:
+    """``historical_replay`` of each row's weights (dates x tickers) for every scenario, without look-ahead.
+
+    A row (date ``d``) gets a scenario only when the episode is over by then (``scenario.end <= d``) and,
+    as in ``historical_replay``, every held ticker is priced on the window's first and last day.  Returns
+    the long frame ``date, scenario, start, end, portfolio_return, market_return``; one vector product per
+    scenario, no loop over dates.
+    """
+    columns = ["date", "scenario", "start", "end", "portfolio_return", "market_return"]
+    tickers = list(weights_wide.columns)
+    w = weights_wide.fillna(0.0).to_numpy(dtype=float)
+    held = w != 0.0
+    dates = pd.DatetimeIndex(pd.to_datetime(weights_wide.index))
+    frames = []
+    for name, sc in (scenarios or HISTORICAL_SCENARIOS).items():
+        pos = _window_positions(prices_wide.index, sc.start, sc.end)
+        if pos is None:
+            continue
+        window = prices_wide.reindex(columns=tickers).iloc[[pos[0], pos[1]]].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            move = np.where(window[0] > 0, window[1] / window[0] - 1.0, np.nan)
+        priced = np.isfinite(move)
+        ok = ~(held & ~priced[None, :]).any(axis=1) & (dates >= pd.Timestamp(sc.end))
+        if not ok.any():
+            continue
+        ret = w @ np.where(priced, move, 0.0)
+        mret = np.nan
+        if market_ticker is not None:
+            m = historical_replay({market_ticker: 1.0}, prices_wide, sc.start, sc.end)
+            mret = np.nan if m is None else m
+        frames.append(pd.DataFrame({"date": dates[ok], "scenario": name, "start": sc.start, "end": sc.end,
+                                    "portfolio_return": ret[ok], "market_return": mret}))
+    if not frames:
+        return pd.DataFrame({c: [] for c in columns})
+    return pd.concat(frames, ignore_index=True)[columns]

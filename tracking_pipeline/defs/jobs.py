@@ -8,8 +8,12 @@ from tracking_pipeline.defs.partitions import trading_days
 
 DAILY_GROUPS = ("market", "overlays", "portfolios", "risk")
 
+# Unpartitioned assets of the "risk" group: computed after the daily chain, with the downstream assets.
+UNPARTITIONED_RISK = dg.AssetSelection.assets("portfolio_stress_tests", "asset_correlations")
+
 daily_selection = dg.AssetSelection.all().materializable() - dg.AssetSelection.assets(
-    "portfolio_definitions", "portfolio_holdings") - dg.AssetSelection.groups("performance", "reports")
+    "portfolio_definitions", "portfolio_holdings") - dg.AssetSelection.groups("performance", "reports") \
+    - UNPARTITIONED_RISK
 
 daily_assets_job = dg.define_asset_job(
     "daily_assets_job", selection=daily_selection, partitions_def=trading_days,
@@ -20,6 +24,6 @@ registry_job = dg.define_asset_job(
     description="Register the lake's portfolio files.",
 )
 downstream_job = dg.define_asset_job(
-    "downstream_job", selection=dg.AssetSelection.groups("performance", "reports"),
+    "downstream_job", selection=dg.AssetSelection.groups("performance", "reports") | UNPARTITIONED_RISK,
     description="The unpartitioned assets computed from the daily tables (metrics, reports).",
 )

@@ -139,6 +139,14 @@ def parse_portfolio(raw: Any, where: str, default_benchmark: str, available_over
     )
 
 
+def _parse_problem(exc: Exception) -> str:
+    """A one-line description of a parser error, with its line and column when known."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
+        return f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
+
+
 def read_portfolio_file(lake: Lake, relative: str, default_benchmark: str,
                         available_overlays: Iterable[str]) -> PortfolioSpec:
     where = lake.describe(relative)
@@ -148,7 +156,8 @@ def read_portfolio_file(lake: Lake, relative: str, default_benchmark: str,
     try:
         raw = json.loads(text) if relative.endswith(".json") else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LakeInputError(where, f"malformed {'JSON' if relative.endswith('.json') else 'YAML'}: {exc}") from exc
+        raise LakeInputError(where, f"malformed {'JSON' if relative.endswith('.json') else 'YAML'}: "
+                                    f"{_parse_problem(exc)}") from exc
     return parse_portfolio(raw, where, default_benchmark, available_overlays)
 
 

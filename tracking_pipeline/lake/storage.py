@@ -80,6 +80,13 @@ class Lake:
         stat = (Path(self.root) / relative).stat()
         return f"{stat.st_size}-{stat.st_mtime_ns}"
 
+    def versions(self, prefix: str, patterns: tuple[str, ...]) -> dict[str, str]:
+        """{relative path: version} for the files `list` returns, from one listing (one S3 request)."""
+        files = self.list(prefix, patterns)
+        if self.is_s3:
+            return {relative: self._etags.get(relative, "") for relative in files}
+        return {relative: self.version(relative) for relative in files}
+
     # --- S3 --------------------------------------------------------------------------------------------------
     @property
     def _bucket_prefix(self) -> tuple[str, str]:

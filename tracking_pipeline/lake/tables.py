@@ -14,6 +14,14 @@ from tracking_pipeline.lake.storage import Lake
 
 TABLE_PATTERNS = ("*.csv", "*.parquet")
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
+SOURCE_FILE, SOURCE_ROW = "_source_file", "_source_row"  # where each price row came from, for error messages
+
+
+def _shown(value: object) -> str:
+    """A cell for a message: plain numbers, 'empty' for a missing value."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "empty"
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def read_frame(lake: Lake, relative: str) -> pd.DataFrame:
@@ -40,11 +48,13 @@ def _require(frame: pd.DataFrame, where: str, columns: tuple[str, ...]) -> None:
 
 
 def _parse_dates(values: pd.Series, where: str, column: str) -> pd.Series:
-    parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+    # Numbers are parsed as text (20180702 is a date, 5 is not): pandas would read them as epoch nanoseconds.
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    parsed = pd.to_datetime(values.astype(str) if numeric else values, errors="coerce", format="mixed")
     bad = parsed.isna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise LakeInputError(where, f"not a date: {values.iloc[row]!r}", row=row + 1, field=column)
+        raise LakeInputError(where, f"not a date: {_shown(values.iloc[row])}", row=row + 1, field=column)
     return parsed.dt.tz_localize(None).dt.normalize() if parsed.dt.tz is not None else parsed.dt.normalize()
 
 
@@ -53,7 +63,7 @@ def _numeric(frame: pd.DataFrame, where: str, column: str) -> pd.Series:
     bad = values.isna() & frame[column].notna() & (frame[column].astype(str).str.strip() != "")
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise LakeInputError(where, f"not a number: {frame[column].iloc[row]!r}", row=row + 1, field=column)
+        raise LakeInputError(where, f"not a number: {_shown(frame[column].iloc[row])}", row=row + 1, field=column)
     return values.astype("float64")
 
 
@@ -71,7 +81,7 @@ def validate_prices(frame: pd.DataFrame, where: str, today: dt.date | None = Non
     bad = ~np.isfinite(adj) | (adj <= 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise LakeInputError(where, f"adj_close must be a finite positive price, got {adj[row]!r} "
+        raise LakeInputError(where, f"adj_close must be a finite positive price, got {_shown(adj[row])} "
                                     f"({out['ticker'].iloc[row]} on {out['trade_date'].iloc[row].date()})",
                              row=row + 1, field="adj_close")
     limit = pd.Timestamp(today or dt.date.today())
@@ -84,17 +94,30 @@ def validate_prices(frame: pd.DataFrame, where: str, today: dt.date | None = Non
 
 
 def drop_duplicate_bars(frame: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Identical duplicate (date, ticker) rows collapse to one; conflicting ones are an error."""
+    """Identical duplicate (date, ticker) rows collapse to one; conflicting ones are an error naming both rows.
+
+    When the frame carries SOURCE_FILE/SOURCE_ROW columns (load_prices adds them) the error names the file and
+    row of each conflicting bar; otherwise it names `where`."""
     key = ["trade_date", "ticker"]
+    values = [c for c in frame.columns if c not in (SOURCE_FILE, SOURCE_ROW)]
     dup = frame.duplicated(key, keep=False)
     if not dup.any():
         return frame
-    distinct = frame[dup].drop_duplicates()
+    distinct = frame[dup].drop_duplicates(values)
     conflicts = distinct[distinct.duplicated(key, keep=False)]
     if len(conflicts):
         first = conflicts.iloc[0]
-        raise LakeInputError(where, f"duplicate rows for ({first['trade_date'].date()}, {first['ticker']}) "
-                                    "with different values", field="date,ticker")
+        pair = conflicts[(conflicts["trade_date"] == first["trade_date"]) & (conflicts["ticker"] == first["ticker"])]
+        a, b = pair.iloc[0], pair.iloc[1]
+        differing = [c for c in values if c not in key and not (a[c] == b[c] or (pd.isna(a[c]) and pd.isna(b[c])))]
+        message = (f"duplicate rows for ({first['trade_date'].date()}, {first['ticker']}) with different values "
+                   f"({', '.join(f'{c} {_shown(a[c])} vs {_shown(b[c])}' for c in differing)})")
+        field = "adj_close" if "adj_close" in differing else (differing or ["date,ticker"])[0]
+        if SOURCE_FILE in frame.columns:
+            other = b[SOURCE_FILE] if b[SOURCE_FILE] != a[SOURCE_FILE] else "this file"
+            raise LakeInputError(a[SOURCE_FILE], f"{message}; the other row is {other}, row {int(b[SOURCE_ROW])}",
+                                 row=int(a[SOURCE_ROW]), field=field)
+        raise LakeInputError(where, message, field="date,ticker")
     return frame.drop_duplicates(key)
 
 
@@ -108,6 +131,8 @@ def load_prices(lake: Lake, start: dt.date | str | None = None, end: dt.date | s
     for relative in files:
         where = lake.describe(relative)
         frame = validate_prices(read_frame(lake, relative), where)
+        frame[SOURCE_FILE] = where
+        frame[SOURCE_ROW] = np.arange(1, len(frame) + 1)
         if start is not None:
             frame = frame[frame["trade_date"] >= pd.Timestamp(start)]
         if end is not None:
@@ -116,7 +141,7 @@ def load_prices(lake: Lake, start: dt.date | str | None = None, end: dt.date | s
             frame = frame[frame["ticker"].isin(tickers)]
         frames.append(frame)
     prices = pd.concat(frames, ignore_index=True)
-    prices = drop_duplicate_bars(prices, lake.describe("prices/"))
+    prices = drop_duplicate_bars(prices, lake.describe("prices/")).drop(columns=[SOURCE_FILE, SOURCE_ROW])
     return prices.sort_values(["trade_date", "ticker"], ignore_index=True)
 
 

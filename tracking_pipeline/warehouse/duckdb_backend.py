@@ -70,12 +70,12 @@ class DuckDBWarehouse(Warehouse):
         return f"CREATE TABLE IF NOT EXISTS {table.name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))"
 
     def _insert(self, conn: Any, table: Table, frame: pd.DataFrame) -> None:
+        # No try/finally around the INSERT: after a failed statement DuckDB rejects every call (unregister
+        # included) until ROLLBACK, which would mask the real error; the short-lived connection is closed anyway.
         conn.register("_incoming", frame)
-        try:
-            cols = ", ".join(table.column_names)
-            conn.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _incoming")
-        finally:
-            conn.unregister("_incoming")
+        cols = ", ".join(table.column_names)
+        conn.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _incoming")
+        conn.unregister("_incoming")
 
     def _fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> pd.DataFrame:
         return conn.execute(sql, list(params)).df()

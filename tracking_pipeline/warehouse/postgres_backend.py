@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Iterator, Sequence
@@ -10,12 +9,13 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
 import pandas as pd
 import psycopg2
 import psycopg2.extras
 
 from tracking_pipeline.warehouse.base import Warehouse
-from tracking_pipeline.warehouse.schema import Table
+from tracking_pipeline.warehouse.schema import BIGINT, BOOL, DATE, FLOAT, INT, TIMESTAMP, Table
 
 POSTGRES_TYPES = {"date": "DATE", "text": "TEXT", "float": "DOUBLE PRECISION", "int": "INTEGER",
                   "bigint": "BIGINT", "bool": "BOOLEAN", "json": "JSONB", "timestamp": "TIMESTAMP"}
@@ -54,14 +54,10 @@ class PostgresWarehouse(Warehouse):
         return f"CREATE TABLE IF NOT EXISTS {table.name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))"
 
     def _insert(self, conn: Any, table: Table, frame: pd.DataFrame) -> None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        for row in frame.itertuples(index=False, name=None):
-            writer.writerow(["\\N" if _is_null(v) else _csv_value(v) for v in row])
-        buffer.seek(0)
+        buffer = io.StringIO(_copy_csv(table, frame))
         cols = ", ".join(table.column_names)
         with conn.cursor() as cur:
-            cur.copy_expert(f"COPY {table.name} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+            cur.copy_expert(f"COPY {table.name} ({cols}) FROM STDIN WITH (FORMAT csv)", buffer)
 
     def _fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> pd.DataFrame:
         with conn.cursor() as cur:
@@ -80,18 +76,36 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-def _is_null(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
+def _copy_csv(table: Table, frame: pd.DataFrame) -> str:
+    """COPY ... CSV text for a conformed frame, built column by column.
+
+    NULL is the unquoted empty field and every text value is quoted, so no string (not even '' or '\\N') can be
+    read back as NULL; numbers are written in their shortest exact form (floats round-trip bit for bit)."""
+    if frame.empty:
+        return ""
+    fields = [_csv_field(frame[name], kind) for name, kind in table.columns]
+    line = fields[0]
+    for field in fields[1:]:
+        line = line + "," + field
+    return "\n".join(line.tolist()) + "\n"
 
 
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, float):
-        return repr(value)
-    if value is True or value is False:
-        return "t" if value else "f"
-    return value
+def _csv_field(values: pd.Series, kind: str) -> pd.Series:
+    values = values.reset_index(drop=True)
+    null = values.isna().to_numpy()
+    present = values[~null]
+    if kind == FLOAT:
+        text = pd.Series(np.asarray(present, dtype="float64").astype(str), index=present.index)
+    elif kind in (INT, BIGINT):
+        text = present.astype("int64").astype(str)
+    elif kind == BOOL:
+        text = present.map(lambda v: "t" if bool(v) else "f")
+    elif kind == DATE:
+        text = pd.to_datetime(present).dt.strftime("%Y-%m-%d")
+    elif kind == TIMESTAMP:
+        text = pd.to_datetime(present).dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+    else:
+        text = '"' + present.astype(str).str.replace('"', '""', regex=False) + '"'
+    out = pd.Series("", index=values.index, dtype=object)
+    out[~null] = text.astype(object)
+    return out

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tracking_pipeline.analytics.market_features import market_indicators
-from tracking_pipeline.defs.common import SINGLE_RUN, partition_window, table_metadata
+from tracking_pipeline.defs.common import SINGLE_RUN, partition_window, table_metadata, window_sessions
 from tracking_pipeline.defs.market.checks import price_check_results, PRICE_CHECKS
 from tracking_pipeline.defs.partitions import trading_days
 from tracking_pipeline.defs.resources import LakeResource, TrackingSettings, WarehouseResource
@@ -53,6 +53,12 @@ def market_features(context: AssetExecutionContext, lake: LakeResource, warehous
     history = wh.query("SELECT trade_date, adj_close FROM price_data WHERE ticker = ? AND trade_date <= ? "
                        "ORDER BY trade_date", [tracking.market_ticker, end.date()])
     close = pd.Series(history["adj_close"].to_numpy(float), index=pd.DatetimeIndex(history["trade_date"]))
+    missing = window_sessions(start, end).difference(close.index)
+    if len(missing):
+        raise dg.Failure(description=(
+            f"market ticker {tracking.market_ticker!r} (TRACKING_MARKET_TICKER) has no price in price_data on "
+            f"{len(missing)} of the range's trading days, first {missing[0].date()}: add its bars to the lake's "
+            "prices/ (and materialize price_data) or choose another market ticker"))
     frame = market_indicators(close).loc[start:end]
     frame = frame.rename_axis("trade_date").reset_index()
     source = lake.open()

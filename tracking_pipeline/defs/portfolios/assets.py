@@ -19,6 +19,20 @@ from tracking_pipeline.lake.tables import load_model_config
 from tracking_pipeline.warehouse import Write
 
 GROUP = "portfolios"
+# Run tag restricting portfolio_daily_nav to some portfolio ids (comma-separated), set by the registration
+# sensor's per-portfolio history backfill so only that portfolio's rows are replaced.
+PORTFOLIO_TAG = "tracking/portfolio"
+
+
+def portfolios_from_tag(value: str | None) -> list[int] | None:
+    """The portfolio ids of a PORTFOLIO_TAG value, or None (every portfolio) when the tag is absent."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError as exc:
+        raise dg.Failure(description=f"run tag {PORTFOLIO_TAG}={value!r}: expected comma-separated "
+                                     "integer portfolio ids") from exc
 
 
 @dg.multi_asset(
@@ -64,8 +78,11 @@ def portfolio_daily_nav(context: AssetExecutionContext, lake: LakeResource, ware
     source = lake.open()
     costs = {m: float(get_model(m).resolve_config(load_model_config(source, m)).get("cost_bps", 0.0))
              for m in available_models()}
+    only = portfolios_from_tag(context.run.tags.get(PORTFOLIO_TAG))
+    if only is not None:
+        context.log.info(f"run restricted to portfolio_id(s) {only} by tag {PORTFOLIO_TAG}")
     try:
-        run = compute_nav_range(wh, start, end, tracking.rf_daily, costs)
+        run = compute_nav_range(wh, start, end, tracking.rf_daily, costs, only)
     except NavError as exc:
         raise dg.Failure(description=str(exc)) from exc
     for name, message in run.errors.items():

@@ -44,9 +44,12 @@ class Portfolio:
     schedule: list[tuple[pd.Timestamp, dict[str, float]]]
 
 
-def load_active_portfolios(wh: Warehouse, end: pd.Timestamp) -> list[Portfolio]:
-    """Active portfolios whose first NAV day is on or before `end`, with their rebalance schedules."""
+def load_active_portfolios(wh: Warehouse, end: pd.Timestamp, only: list[int] | None = None) -> list[Portfolio]:
+    """Active portfolios whose first NAV day is on or before `end` (restricted to the ids in `only` when
+    given), with their rebalance schedules."""
     defs = wh.read_table("portfolio_definitions", "is_active AND start_date <= ?", [end.date()])
+    if only is not None:
+        defs = defs[defs["portfolio_id"].astype("int64").isin(only)]
     if defs.empty:
         return []
     holdings = wh.read_table("portfolio_holdings")
@@ -66,9 +69,9 @@ def load_active_portfolios(wh: Warehouse, end: pd.Timestamp) -> list[Portfolio]:
 
 
 def compute_nav_range(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, rf_d: float,
-                      cost_bps: dict[str, float] | None = None) -> NavRun:
-    """NAV rows of every active portfolio and variant for trading days in [start, end]."""
-    portfolios = load_active_portfolios(wh, end)
+                      cost_bps: dict[str, float] | None = None, only: list[int] | None = None) -> NavRun:
+    """NAV rows of every active portfolio (or those in `only`) and variant for trading days in [start, end]."""
+    portfolios = load_active_portfolios(wh, end, only)
     sessions = nyse_sessions()
     run = NavRun(rows=pd.DataFrame(), portfolio_ids=[])
     if not portfolios:

@@ -1,0 +1,193 @@
+"""Risk assets: position market betas, portfolio snapshots and stress tests, per-ticker indicators, correlations.
+
+Daily-partitioned: `position_market_betas`, `portfolio_snapshots`, `asset_performance_metrics` (each computes a
+whole partition range in one vectorised pass, reading the history it needs from the warehouse). Unpartitioned
+(run by downstream_job after the daily chain): `portfolio_stress_tests` (month ends and the latest day) and
+`asset_correlations` (month ends and the latest day). docs/risk.md explains the choices.
+"""
+
+from functools import lru_cache
+
+import dagster as dg
+from dagster import AssetExecutionContext
+import pandas as pd
+
+from tracking_pipeline.defs.common import SINGLE_RUN, partition_window, preview, table_metadata
+from tracking_pipeline.defs.market.assets import price_data
+from tracking_pipeline.defs.partitions import trading_days
+from tracking_pipeline.defs.portfolios.assets import portfolio_daily_nav
+from tracking_pipeline.defs.portfolios.nav_service import load_active_portfolios
+from tracking_pipeline.defs.resources import LakeResource, TrackingSettings, WarehouseResource
+from tracking_pipeline.defs.risk.checks import (
+    BETA_CHECKS, CORRELATION_CHECKS, METRIC_CHECKS, SNAPSHOT_CHECKS, STRESS_CHECKS, beta_check_results,
+    correlation_check_results, metric_check_results, snapshot_check_results, stress_check_results,
+)
+from tracking_pipeline.defs.risk.market_service import (
+    BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, RiskInputError, compute_asset_metrics, compute_betas,
+    compute_correlations,
+)
+from tracking_pipeline.defs.risk.portfolio_service import (
+    THRESHOLD_ENV, compute_snapshots, compute_stress_tests, rebalance_threshold,
+)
+from tracking_pipeline.lake import LakeInputError
+from tracking_pipeline.lake.tables import load_benchmark_sector_weights, load_sectors
+from tracking_pipeline.warehouse import Warehouse, Write
+
+GROUP = "risk"
+KINDS = {"duckdb", "postgres"}
+
+
+@dg.asset(
+    group_name=GROUP, partitions_def=trading_days, backfill_policy=SINGLE_RUN, pool="warehouse", deps=[price_data],
+    check_specs=BETA_CHECKS, kinds=KINDS,
+    description=f"Rolling {BETA_WINDOW}-day OLS of every ticker's daily returns on the market ticker's "
+                f"(method {BETA_METHOD}, CONTRACT §4): beta (capped to [-5, 5]), alpha, R^2, std error, p-value, "
+                "observations; rows only with >= 30 paired observations. One pass over the whole range.",
+)
+def position_market_betas(context: AssetExecutionContext, warehouse: WarehouseResource,
+                          tracking: TrackingSettings) -> dg.MaterializeResult:
+    start, end = partition_window(context)
+    wh = warehouse.get()
+    market = tracking.market_ticker
+    try:
+        rows = compute_betas(wh, start, end, market)
+    except RiskInputError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    wh.replace(Write("position_market_betas", rows, {
+        "calc_date": (start.date(), end.date()), "window_days": [BETA_WINDOW], "method": [BETA_METHOD],
+        "market_index": [market]}))
+    last = rows[rows["calc_date"] == rows["calc_date"].max()].sort_values("beta", ascending=False)
+    return dg.MaterializeResult(
+        metadata=table_metadata(rows, "calc_date", market_index=market, window_days=BETA_WINDOW,
+                                tickers=int(rows["ticker"].nunique()),
+                                latest=preview(last[["calc_date", "ticker", "beta", "r_squared", "p_value",
+                                                     "observations"]], rows=200)),
+        check_results=beta_check_results(wh, start, end, market),
+    )
+
+
+@dg.asset(
+    group_name=GROUP, partitions_def=trading_days, backfill_policy=SINGLE_RUN, pool="warehouse",
+    deps=[position_market_betas, portfolio_daily_nav], check_specs=SNAPSHOT_CHECKS, kinds=KINDS,
+    description="Daily risk snapshot of every active portfolio (raw variant, CONTRACT §4): weighted and direct "
+                "market beta, sector exposure vs the benchmark, HHI / effective N / top-3 / top-10, realized "
+                "volatility 21/63d, HAR-RV forecast, trend and percentile, allocation drift and "
+                f"rebalance_recommended (drift above {THRESHOLD_ENV}, default 0.05).",
+)
+def portfolio_snapshots(context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource,
+                        tracking: TrackingSettings) -> dg.MaterializeResult:
+    start, end = partition_window(context)
+    wh = warehouse.get()
+    source = lake.open()
+    try:
+        threshold = rebalance_threshold()
+        sectors = load_sectors(source)
+        benchmark = lru_cache(maxsize=None)(lambda code: load_benchmark_sector_weights(source, code))
+        run = compute_snapshots(wh, start, end, tracking.market_ticker, tracking.rf_daily, sectors, benchmark,
+                                threshold)
+    except (RiskInputError, LakeInputError, ValueError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    for name, message in run.errors.items():
+        context.log.error(f"portfolio {name!r}: no snapshots: {message}")
+    if run.portfolio_ids:
+        wh.replace(Write("portfolio_snapshots", run.rows,
+                         {"snapshot_date": (start.date(), end.date()), "portfolio_id": run.portfolio_ids}))
+    rows = run.rows.drop(columns=["sector_exposure"], errors="ignore")
+    return dg.MaterializeResult(
+        metadata=table_metadata(rows, "snapshot_date", source.warnings, rebalance_threshold=threshold,
+                                portfolios_updated=len(run.portfolio_ids), portfolios_failed=len(run.errors),
+                                latest=_latest_per_portfolio(wh, rows, "snapshot_date", [
+                                    "market_beta_weighted", "market_beta_direct", "hhi", "effective_num_positions",
+                                    "top_3_concentration", "realized_volatility_21d", "expected_volatility_21d",
+                                    "volatility_trend", "max_allocation_drift", "rebalance_recommended"])),
+        check_results=snapshot_check_results(wh, start, end, run),
+    )
+
+
+@dg.asset(
+    group_name=GROUP, pool="warehouse", deps=[portfolio_snapshots], check_specs=STRESS_CHECKS, kinds=KINDS,
+    description="Stress tests of every active portfolio on each month end and its latest snapshot: market shocks "
+                "-10/-20/-30/+10% through the weighted beta, and replays of the named crises already over by that "
+                "day (2018 Q4 sell-off, COVID crash, 2022 bear market) held with that day's weights.",
+)
+def portfolio_stress_tests(context: AssetExecutionContext, warehouse: WarehouseResource,
+                           tracking: TrackingSettings) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    try:
+        run = compute_stress_tests(wh, tracking.market_ticker, tracking.rf_daily)
+    except RiskInputError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    for name, message in run.errors.items():
+        context.log.error(f"portfolio {name!r}: no stress tests: {message}")
+    if run.portfolio_ids:
+        wh.replace(Write("portfolio_stress_tests", run.rows, {"portfolio_id": run.portfolio_ids}))
+    rows = run.rows
+    latest = rows[rows["snapshot_date"] == rows.groupby("portfolio_id")["snapshot_date"].transform("max")] \
+        if len(rows) else rows
+    return dg.MaterializeResult(
+        metadata=table_metadata(rows, "snapshot_date", portfolios=len(run.portfolio_ids),
+                                latest=_with_names(wh, latest, ["snapshot_date", "scenario", "market_shock",
+                                                                "expected_return", "expected_pnl"])),
+        check_results=stress_check_results(wh),
+    )
+
+
+@dg.asset(
+    group_name=GROUP, partitions_def=trading_days, backfill_policy=SINGLE_RUN, pool="warehouse", deps=[price_data],
+    check_specs=METRIC_CHECKS, kinds=KINDS,
+    description="Per ticker and day: SMA 20/50/200, EMA 12/26, RSI 14, MACD and signal, Bollinger (20, 2), ATR 14, "
+                "stochastic %K/%D, OBV, returns 1m..5y, and 1-year volatility, beta and Sharpe (docs/risk.md). "
+                "Computed from the whole stored history, so a re-run equals a full backfill.",
+)
+def asset_performance_metrics(context: AssetExecutionContext, warehouse: WarehouseResource,
+                              tracking: TrackingSettings) -> dg.MaterializeResult:
+    start, end = partition_window(context)
+    wh = warehouse.get()
+    rows = compute_asset_metrics(wh, start, end, tracking.market_ticker, tracking.rf_daily)
+    wh.replace(Write("asset_performance_metrics", rows, {"trade_date": (start.date(), end.date())}))
+    shown = rows[["trade_date", "ticker", "sma_50", "rsi_14", "macd", "atr_14", "return_1y", "volatility_1y",
+                  "beta_1y", "sharpe_1y"]] if len(rows) else rows
+    return dg.MaterializeResult(
+        metadata=table_metadata(shown, "trade_date", tickers=int(rows["ticker"].nunique()) if len(rows) else 0),
+        check_results=metric_check_results(wh, start, end),
+    )
+
+
+@dg.asset(
+    group_name=GROUP, pool="warehouse", deps=[price_data, "portfolio_holdings"], check_specs=CORRELATION_CHECKS,
+    kinds=KINDS,
+    description=f"Pairwise correlations of daily returns (with p-values) over {', '.join(map(str, CORRELATION_WINDOWS))} "
+                "sessions among the tickers held by active portfolios, on every month end and the latest day.",
+)
+def asset_correlations(context: AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
+    portfolios = load_active_portfolios(wh, pd.Timestamp(end)) if end is not None else []
+    rows = compute_correlations(wh, portfolios)
+    wh.replace(Write("asset_correlations", rows))
+    top = rows
+    if len(rows):
+        last = rows[(rows["calc_date"] == rows["calc_date"].max()) & (rows["window_days"] == 60)]
+        top = last.reindex(last["correlation"].abs().sort_values(ascending=False).index).head(10)
+    return dg.MaterializeResult(
+        metadata=table_metadata(rows, "calc_date", calc_dates=int(rows["calc_date"].nunique()) if len(rows) else 0,
+                                strongest_60d=preview(top, rows=10)),
+        check_results=correlation_check_results(wh),
+    )
+
+
+def _with_names(wh: Warehouse, frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
+    """A markdown table of `frame` with the portfolio name in front."""
+    if frame.empty:
+        return preview(frame)
+    names = wh.query("SELECT portfolio_id, name FROM portfolio_definitions").astype({"portfolio_id": "int64"})
+    shown = frame.astype({"portfolio_id": "int64"}).merge(names, on="portfolio_id")
+    return preview(shown[["name", *columns]], rows=len(shown))
+
+
+def _latest_per_portfolio(wh: Warehouse, rows: pd.DataFrame, date_column: str,
+                          columns: list[str]) -> dg.MetadataValue:
+    if rows.empty:
+        return preview(rows)
+    latest = rows[rows[date_column] == rows.groupby("portfolio_id")[date_column].transform("max")]
+    return _with_names(wh, latest, [date_column, *columns])

@@ -1,0 +1,108 @@
+"""Checks on the risk tables, reported from each asset's step (one result per run, cheap SQL over its range)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from tracking_pipeline.defs.portfolios.nav_service import load_active_portfolios
+from tracking_pipeline.defs.risk.market_service import BETA_MIN_OBS, BETA_WINDOW
+from tracking_pipeline.defs.risk.portfolio_service import PortfolioRiskRun
+from tracking_pipeline.trading_calendar import sessions_between
+from tracking_pipeline.warehouse import Warehouse
+
+BETA_CHECKS = [
+    dg.AssetCheckSpec("betas_valid", asset="position_market_betas",
+                      description=f"Every row in the range: beta in [-5, 5], {BETA_MIN_OBS} <= observations <= "
+                                  f"{BETA_WINDOW}, r_squared and p_value in [0, 1]."),
+    dg.AssetCheckSpec("market_ticker_beta_one", asset="position_market_betas",
+                      description="The market ticker regressed on itself has beta 1 and R^2 1 (alignment check)."),
+]
+SNAPSHOT_CHECKS = [
+    dg.AssetCheckSpec("snapshot_every_day", asset="portfolio_snapshots",
+                      description="Every active portfolio has one snapshot per trading day of the range from its "
+                                  "start, and none failed."),
+    dg.AssetCheckSpec("snapshot_values_valid", asset="portfolio_snapshots",
+                      description="0 < hhi <= 10000, top_3 <= top_10 <= 1, volatilities >= 0, percentile in (0, 1]."),
+]
+STRESS_CHECKS = [
+    dg.AssetCheckSpec("stress_rows_complete", asset="portfolio_stress_tests",
+                      description="Every stressed snapshot date has the four market-shock scenarios."),
+]
+METRIC_CHECKS = [
+    dg.AssetCheckSpec("indicators_in_range", asset="asset_performance_metrics",
+                      description="RSI and stochastic %K/%D in [0, 100]; Bollinger lower <= mid <= upper."),
+]
+CORRELATION_CHECKS = [
+    dg.AssetCheckSpec("correlations_valid", asset="asset_correlations",
+                      description="Correlations in [-1, 1], p-values in [0, 1], enough paired observations."),
+]
+EPS = 1e-9
+
+
+def _count(wh: Warehouse, sql: str, params: list) -> int:
+    return int(wh.scalar(sql, params) or 0)
+
+
+def beta_check_results(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
+                       market: str) -> list[dg.AssetCheckResult]:
+    lo, hi = start.date(), end.date()
+    bad = _count(wh, "SELECT COUNT(*) FROM position_market_betas WHERE calc_date BETWEEN ? AND ? AND NOT ("
+                     "beta BETWEEN -5 AND 5 AND observations BETWEEN ? AND window_days "
+                     "AND COALESCE(r_squared BETWEEN 0 AND 1, TRUE) AND COALESCE(p_value BETWEEN 0 AND 1, TRUE))",
+                 [lo, hi, BETA_MIN_OBS])
+    off = _count(wh, "SELECT COUNT(*) FROM position_market_betas WHERE calc_date BETWEEN ? AND ? AND ticker = ? "
+                     "AND market_index = ? AND NOT (ABS(beta - 1) < 1e-6 AND ABS(r_squared - 1) < 1e-6)",
+                 [lo, hi, market, market])
+    return [
+        dg.AssetCheckResult(check_name="betas_valid", passed=bad == 0, metadata={"bad_rows": bad}),
+        dg.AssetCheckResult(check_name="market_ticker_beta_one", passed=off == 0, metadata={"bad_rows": off}),
+    ]
+
+
+def snapshot_check_results(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
+                           run: PortfolioRiskRun) -> list[dg.AssetCheckResult]:
+    lo, hi = start.date(), end.date()
+    counts = wh.query("SELECT portfolio_id, COUNT(*) AS n FROM portfolio_snapshots WHERE snapshot_date BETWEEN ? "
+                      "AND ? GROUP BY portfolio_id", [lo, hi])
+    have = {int(r.portfolio_id): int(r.n) for r in counts.itertuples(index=False)}
+    gaps = {}
+    for p in load_active_portfolios(wh, end):
+        expected = len(sessions_between(max(p.start, start), end))
+        if have.get(p.portfolio_id, 0) != expected:
+            gaps[p.name] = f"{have.get(p.portfolio_id, 0)} of {expected} days"
+    bad = _count(wh, "SELECT COUNT(*) FROM portfolio_snapshots WHERE snapshot_date BETWEEN ? AND ? AND NOT ("
+                     "COALESCE(hhi > 0 AND hhi <= 10000 + ?, hhi = 0) AND top_3_concentration <= top_10_concentration "
+                     "+ ? AND top_10_concentration <= 1 + ? AND COALESCE(realized_volatility_21d >= 0, TRUE) "
+                     "AND COALESCE(realized_volatility_63d >= 0, TRUE) "
+                     "AND COALESCE(volatility_percentile > 0 AND volatility_percentile <= 1, TRUE))",
+                 [lo, hi, EPS, EPS, EPS])
+    return [
+        dg.AssetCheckResult(check_name="snapshot_every_day", passed=not gaps and not run.errors,
+                            metadata={"gaps": dg.MetadataValue.json(gaps),
+                                      "errors": dg.MetadataValue.json(run.errors)}),
+        dg.AssetCheckResult(check_name="snapshot_values_valid", passed=bad == 0, metadata={"bad_rows": bad}),
+    ]
+
+
+def stress_check_results(wh: Warehouse) -> list[dg.AssetCheckResult]:
+    short = _count(wh, "SELECT COUNT(*) FROM (SELECT portfolio_id, snapshot_date FROM portfolio_stress_tests "
+                       "GROUP BY portfolio_id, snapshot_date HAVING SUM(CASE WHEN scenario LIKE 'Market %' "
+                       "THEN 1 ELSE 0 END) <> 4) s", [])
+    return [dg.AssetCheckResult(check_name="stress_rows_complete", passed=short == 0,
+                                metadata={"incomplete_dates": short})]
+
+
+def metric_check_results(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> list[dg.AssetCheckResult]:
+    bad = _count(wh, "SELECT COUNT(*) FROM asset_performance_metrics WHERE trade_date BETWEEN ? AND ? AND NOT ("
+                     "COALESCE(rsi_14 BETWEEN 0 AND 100, TRUE) AND COALESCE(stoch_k BETWEEN -? AND 100 + ?, TRUE) "
+                     "AND COALESCE(stoch_d BETWEEN -? AND 100 + ?, TRUE) "
+                     "AND COALESCE(bollinger_lower <= bollinger_mid + ? AND bollinger_mid <= bollinger_upper + ?, "
+                     "TRUE))", [start.date(), end.date(), EPS, EPS, EPS, EPS, EPS, EPS])
+    return [dg.AssetCheckResult(check_name="indicators_in_range", passed=bad == 0, metadata={"bad_rows": bad})]
+
+
+def correlation_check_results(wh: Warehouse) -> list[dg.AssetCheckResult]:
+    bad = _count(wh, "SELECT COUNT(*) FROM asset_correlations WHERE NOT (correlation BETWEEN -1 AND 1 "
+                     "AND p_value BETWEEN 0 AND 1 AND 5 * observations >= 4 * window_days)", [])
+    return [dg.AssetCheckResult(check_name="correlations_valid", passed=bad == 0, metadata={"bad_rows": bad})]

@@ -1,0 +1,172 @@
+"""Per-ticker risk tables from `price_data`: rolling market betas, technical indicators and correlations.
+
+Dagster-free glue between the warehouse and the pure functions in `tracking_pipeline.analytics`: each function
+reads the history it needs, computes a whole date range in one vectorised pass over wide (sessions x tickers)
+frames and returns the rows to write.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from tracking_pipeline.analytics.betas import cap_beta, rolling_market_betas, rolling_ols
+from tracking_pipeline.analytics.correlations import pairwise_correlations
+from tracking_pipeline.analytics.indicators import (
+    TRADING_DAYS, atr, bollinger, ema, macd, momentum, obv, realized_volatility, rsi, simple_returns, sma,
+    stochastic,
+)
+from tracking_pipeline.defs.common import sessions_before
+from tracking_pipeline.defs.portfolios.nav_service import Portfolio
+from tracking_pipeline.trading_calendar import sessions_between
+from tracking_pipeline.warehouse import Warehouse
+
+BETA_WINDOW = 90
+BETA_MIN_OBS = 30
+BETA_METHOD = "OLS_SIMPLE"
+RETURN_HORIZONS = {"return_1m": 21, "return_3m": 63, "return_6m": 126, "return_1y": 252, "return_3y": 756,
+                   "return_5y": 1260}
+CORRELATION_WINDOWS = (20, 60, 252)
+
+
+def correlation_min_obs(window: int) -> int:
+    """Paired returns a correlation needs: at least 80% of the window's sessions (ceil(4 * window / 5))."""
+    return (4 * window + 4) // 5
+
+
+class RiskInputError(ValueError):
+    """The warehouse lacks data a risk table needs (names the table and what to materialize)."""
+
+
+def price_frames(wh: Warehouse, start: pd.Timestamp | None, end: pd.Timestamp,
+                 tickers: Sequence[str] | None = None,
+                 columns: Sequence[str] = ("adj_close",)) -> dict[str, pd.DataFrame]:
+    """Wide (NYSE sessions x tickers) frames of `price_data` columns on [start, end] (start None: from the first
+    stored day). A session without a price is NaN (never filled here)."""
+    where, params = ["trade_date <= ?"], [end.date()]
+    if start is not None:
+        where.append("trade_date >= ?")
+        params.append(start.date())
+    if tickers is not None:
+        if not tickers:
+            return {c: pd.DataFrame(index=pd.DatetimeIndex([])) for c in columns}
+        where.append(f"ticker IN ({', '.join('?' for _ in tickers)})")
+        params.extend(tickers)
+    frame = wh.query(f"SELECT trade_date, ticker, {', '.join(columns)} FROM price_data WHERE {' AND '.join(where)}",
+                     params)
+    first = start if start is not None else (frame["trade_date"].min() if len(frame) else end)
+    days = sessions_between(first, end)
+    out = {}
+    for column in columns:
+        wide = frame.pivot(index="trade_date", columns="ticker", values=column).astype(float)
+        out[column] = wide.reindex(days).sort_index(axis=1).rename_axis(index="trade_date", columns="ticker")
+    return out
+
+
+def compute_betas(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, market: str,
+                  window: int = BETA_WINDOW, min_obs: int = BETA_MIN_OBS) -> pd.DataFrame:
+    """`position_market_betas` rows for every ticker and trading day in [start, end] (CONTRACT §4).
+
+    Reads `window` sessions of prices before `start` so the first day's window is full, then one rolling-OLS
+    pass (cumulative sums) over all tickers and days."""
+    prices = price_frames(wh, sessions_before(start, window), end)["adj_close"]
+    if market not in prices.columns or prices[market].loc[start:end].isna().all():
+        raise RiskInputError(f"price_data has no prices for the market ticker {market!r} between {start.date()} "
+                             f"and {end.date()}: materialize price_data (or set TRACKING_MARKET_TICKER)")
+    returns = simple_returns(prices)
+    rows = rolling_market_betas(returns, returns[market], window, min_obs)
+    rows = rows[rows["calc_date"] >= start].reset_index(drop=True)
+    return rows.assign(window_days=window, method=BETA_METHOD, market_index=market)
+
+
+def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, market: str,
+                          rf_d: float) -> pd.DataFrame:
+    """`asset_performance_metrics` rows (one per ticker and day priced in [start, end]).
+
+    Recursive indicators (EMA, RSI, MACD, ATR, OBV) depend on where the series starts, so the whole stored
+    history is read every time: a partition re-run then gives exactly the values of a full backfill. High and
+    low are put on the adjusted scale (times adj_close / close) so ATR and the stochastic ignore splits."""
+    frames = price_frames(wh, None, end, columns=("adj_close", "close", "high", "low", "volume"))
+    px = frames["adj_close"]
+    if px.empty:
+        return pd.DataFrame()
+    factor = px / frames["close"]
+    high, low = frames["high"] * factor, frames["low"] * factor
+    returns = simple_returns(px)
+    market_returns = returns[market] if market in returns else pd.Series(np.nan, index=returns.index)
+    macd_line, macd_signal, _ = macd(px)
+    mid, upper, lower = bollinger(px, 20, 2.0)
+    stoch_k, stoch_d = stochastic(high, low, px)
+    excess = returns - rf_d
+    rolling = excess.rolling(TRADING_DAYS, min_periods=TRADING_DAYS)
+    sd = rolling.std(ddof=1)
+    beta = rolling_ols(returns.to_numpy(float), market_returns.to_numpy(float), TRADING_DAYS, TRADING_DAYS)["beta"]
+    metrics: dict[str, pd.DataFrame] = {
+        "sma_20": sma(px, 20), "sma_50": sma(px, 50), "sma_200": sma(px, 200),
+        "ema_12": ema(px, 12), "ema_26": ema(px, 26), "rsi_14": rsi(px, 14),
+        "macd": macd_line, "macd_signal": macd_signal,
+        "bollinger_mid": mid, "bollinger_upper": upper, "bollinger_lower": lower,
+        "atr_14": atr(high, low, px, 14), "stoch_k": stoch_k, "stoch_d": stoch_d,
+        "obv": obv(px, frames["volume"]).where(frames["volume"].notna()),
+        **{name: momentum(px, n) for name, n in RETURN_HORIZONS.items()},
+        "volatility_1y": realized_volatility(returns, TRADING_DAYS),
+        "beta_1y": pd.DataFrame(cap_beta(beta), index=px.index, columns=px.columns),
+        "sharpe_1y": (rolling.mean() / sd.where(sd > 0)) * math.sqrt(TRADING_DAYS),
+    }
+    window = px.loc[start:end]
+    present = window.notna().to_numpy().ravel()
+    out = {"trade_date": np.repeat(window.index.to_numpy(), window.shape[1])[present],
+           "ticker": np.tile(window.columns.to_numpy(dtype=object), len(window))[present]}
+    for name, frame in metrics.items():
+        values = frame.loc[start:end].to_numpy(dtype=float).ravel()[present]
+        out[name] = np.where(np.isfinite(values), values, np.nan)
+    return pd.DataFrame(out)
+
+
+def held_tickers_on(portfolios: Iterable[Portfolio], day: pd.Timestamp) -> list[str]:
+    """Tickers with a positive target weight in force on `day` in any portfolio started by then."""
+    held: set[str] = set()
+    for p in portfolios:
+        if p.start > day:
+            continue
+        in_force = [w for d, w in p.schedule if d <= day][-1]
+        held.update(t for t, w in in_force.items() if w > 0)
+    return sorted(held)
+
+
+def correlation_dates(days: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The last day of each month among `days`, plus the last day."""
+    if len(days) == 0:
+        return days
+    month_ends = pd.Series(days, index=days).groupby(days.to_period("M")).max()
+    return pd.DatetimeIndex(month_ends.to_numpy()).union(days[-1:])
+
+
+def compute_correlations(wh: Warehouse, portfolios: list[Portfolio],
+                         windows: Sequence[int] = CORRELATION_WINDOWS) -> pd.DataFrame:
+    """`asset_correlations` rows: on every month end and the last priced day, the pairwise correlations (with
+    p-values) of the daily returns of the tickers then held by active portfolios, over each window.
+
+    A pair's row needs paired returns on at least 80% of the window's sessions."""
+    tickers = sorted({t for p in portfolios for _, w in p.schedule for t in w})
+    end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
+    if not tickers or end is None:
+        return pd.DataFrame()
+    px = price_frames(wh, None, pd.Timestamp(end), tickers)["adj_close"]
+    returns = simple_returns(px)
+    priced_days = px.index[px.notna().any(axis=1)]
+    first_start = min(p.start for p in portfolios)
+    frames = []
+    for day in correlation_dates(priced_days[priced_days >= first_start]):
+        held = [t for t in held_tickers_on(portfolios, day) if t in returns.columns]
+        history = returns.loc[:day, held]
+        for window in windows:
+            pairs = pairwise_correlations(history, window, min_obs=correlation_min_obs(window))
+            pairs = pairs[pairs["correlation"].notna()]
+            frames.append(pairs.assign(calc_date=day, window_days=window))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)

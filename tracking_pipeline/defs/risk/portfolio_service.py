@@ -1,0 +1,282 @@
+"""Portfolio risk tables: daily snapshots (CONTRACT §4, raw variant) and stress tests.
+
+Dagster-free glue: position weights come from the raw NAV engine (`analytics.nav.raw_nav_path`, whose weights are
+market value / NAV at each close) restarted at the last rebalance on or before the range, so no stored state is
+needed and nothing before that rebalance is recomputed; betas, returns and NAV are read from the warehouse.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tracking_pipeline.analytics.betas import rolling_ols
+from tracking_pipeline.analytics.concentration import (
+    DEFAULT_DRIFT_THRESHOLD, allocation_drift_frame, effective_num_positions_frame,
+    hhi_frame, sector_exposure_records, top_k_concentration_frame,
+)
+from tracking_pipeline.analytics.indicators import simple_returns
+from tracking_pipeline.analytics.nav import NavError, raw_nav_path
+from tracking_pipeline.analytics.stress import beta_shock_scenarios, historical_replays_frame
+from tracking_pipeline.analytics.volatility import (
+    har_rv_forecast, realized_vol_sqrt_sum, volatility_percentile, volatility_trend,
+)
+from tracking_pipeline.defs.common import sessions_before
+from tracking_pipeline.defs.portfolios.nav_service import (
+    PRICE_LOOKBACK_SESSIONS, RAW, Portfolio, load_active_portfolios,
+)
+from tracking_pipeline.defs.risk.market_service import (
+    BETA_METHOD, BETA_MIN_OBS, BETA_WINDOW, RiskInputError, price_frames,
+)
+from tracking_pipeline.trading_calendar import nyse_sessions, sessions_between
+from tracking_pipeline.warehouse import Warehouse
+
+THRESHOLD_ENV = "TRACKING_REBALANCE_THRESHOLD"
+SnapshotBenchmark = Callable[[str], dict[str, float] | None]
+
+
+def rebalance_threshold() -> float:
+    """The drift above which `rebalance_recommended` is set: TRACKING_REBALANCE_THRESHOLD (a weight, e.g. 0.05 for
+    5 points), default 0.05."""
+    text = os.environ.get(THRESHOLD_ENV, "").strip()
+    if not text:
+        return DEFAULT_DRIFT_THRESHOLD
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{THRESHOLD_ENV} must be a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{THRESHOLD_ENV} must be a number between 0 and 1, got {text!r}")
+    return value
+
+
+@dataclass
+class PortfolioRiskRun:
+    """Rows for the range, the portfolio ids written and per-portfolio errors (one failure never stops others)."""
+
+    rows: pd.DataFrame
+    portfolio_ids: list[int] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def target_weights(p: Portfolio, days: pd.DatetimeIndex) -> pd.DataFrame:
+    """The target weights in force on each of `days` (the last rebalance on or before the day), days x tickers."""
+    frame = pd.DataFrame([w for _, w in p.schedule], index=pd.DatetimeIndex([d for d, _ in p.schedule]),
+                         dtype=float).fillna(0.0)
+    return frame.reindex(frame.index.union(days)).ffill().reindex(days).fillna(0.0)
+
+
+def weight_paths(wh: Warehouse, portfolios: list[Portfolio], start: pd.Timestamp, end: pd.Timestamp,
+                 rf_d: float) -> tuple[dict[int, pd.DataFrame], dict[str, str]]:
+    """Close-of-day position weights (market value / NAV, after any rebalance that day) of each portfolio on
+    the sessions of [max(start, portfolio start), end], with stale prices carried forward as in the NAV.
+
+    The weights do not depend on the NAV level, so the engine restarts at the last rebalance on or before
+    `start` with NAV 1."""
+    anchors = {p.portfolio_id: p.start if p.start >= start else max(d for d, _ in p.schedule if d <= start)
+               for p in portfolios}
+    tickers = sorted({t for p in portfolios for _, w in p.schedule for t in w})
+    if not portfolios:
+        return {}, {}
+    prices = price_frames(wh, sessions_before(min(anchors.values()), PRICE_LOOKBACK_SESSIONS), end,
+                          tickers)["adj_close"]
+    sessions = nyse_sessions()
+    paths, errors = {}, {}
+    for p in portfolios:
+        anchor = anchors[p.portfolio_id]
+        days = sessions[(sessions >= anchor) & (sessions <= end)]
+        in_force = [w for d, w in p.schedule if d <= anchor][-1]
+        schedule = [(anchor, in_force), *[(d, w) for d, w in p.schedule if d > anchor]]
+        try:
+            path = raw_nav_path(prices, days, schedule, 1.0, rf_d, label=p.name)
+        except NavError as exc:
+            errors[p.name] = str(exc)
+            continue
+        paths[p.portfolio_id] = path.weights.loc[max(start, p.start):]
+    return paths, errors
+
+
+def _raw_returns(wh: Warehouse, portfolios: list[Portfolio], end: pd.Timestamp) -> pd.DataFrame:
+    ids = [p.portfolio_id for p in portfolios]
+    frame = wh.query(f"SELECT portfolio_id, trade_date, daily_return FROM portfolio_daily_nav WHERE variant = ? "
+                     f"AND trade_date <= ? AND portfolio_id IN ({', '.join('?' for _ in ids)})",
+                     [RAW, end.date(), *ids])
+    frame["portfolio_id"] = frame["portfolio_id"].astype("int64")
+    return frame.pivot(index="trade_date", columns="portfolio_id", values="daily_return").astype(float)
+
+
+def _beta_frames(wh: Warehouse, tickers: list[str], start: pd.Timestamp, end: pd.Timestamp,
+                 market: str) -> dict[str, pd.DataFrame]:
+    frame = wh.query(f"SELECT calc_date, ticker, beta, r_squared, observations FROM position_market_betas "
+                     f"WHERE calc_date BETWEEN ? AND ? AND window_days = ? AND method = ? AND market_index = ? "
+                     f"AND ticker IN ({', '.join('?' for _ in tickers)})",
+                     [start.date(), end.date(), BETA_WINDOW, BETA_METHOD, market, *tickers])
+    return {c: frame.pivot(index="calc_date", columns="ticker", values=c).astype(float)
+            for c in ("beta", "r_squared", "observations")}
+
+
+def _require_betas(wh: Warehouse, market_returns: pd.Series, start: pd.Timestamp, end: pd.Timestamp,
+                   market: str) -> None:
+    """Fail clearly when position_market_betas was not materialized for days that must have a market row."""
+    counts = market_returns.notna().astype(float).rolling(BETA_WINDOW, min_periods=1).sum()
+    expected = counts.loc[start:end][counts.loc[start:end] >= BETA_MIN_OBS].index
+    have = wh.query("SELECT calc_date FROM position_market_betas WHERE ticker = ? AND calc_date BETWEEN ? AND ? "
+                    "AND window_days = ? AND method = ? AND market_index = ?",
+                    [market, start.date(), end.date(), BETA_WINDOW, BETA_METHOD, market])["calc_date"]
+    missing = expected.difference(pd.DatetimeIndex(have))
+    if len(missing):
+        raise RiskInputError(f"position_market_betas has no {market} rows on {len(missing)} trading day(s), first "
+                             f"{missing[0].date()}: materialize position_market_betas for the range first")
+
+
+def compute_snapshots(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, market: str, rf_d: float,
+                      sectors: dict[str, str], benchmark_weights: SnapshotBenchmark,
+                      threshold: float = DEFAULT_DRIFT_THRESHOLD) -> PortfolioRiskRun:
+    """`portfolio_snapshots` rows of every active portfolio for the trading days of [start, end]."""
+    portfolios = load_active_portfolios(wh, end)
+    run = PortfolioRiskRun(rows=pd.DataFrame())
+    if not portfolios:
+        return run
+    first = min(p.start for p in portfolios)
+    market_px = price_frames(wh, sessions_before(first, 1), end, [market])["adj_close"]
+    if market not in market_px.columns:
+        raise RiskInputError(f"price_data has no prices for the market ticker {market!r}: materialize price_data")
+    market_returns = simple_returns(market_px[market])
+    _require_betas(wh, market_returns, start, end, market)
+    paths, run.errors = weight_paths(wh, portfolios, start, end, rf_d)
+    tickers = sorted({t for w in paths.values() for t in w.columns})
+    betas = _beta_frames(wh, tickers, start, end, market) if tickers else {}
+    returns = _raw_returns(wh, portfolios, end)
+    benchmarks = dict(wh.query("SELECT portfolio_id, benchmark FROM portfolio_definitions").astype(
+        {"portfolio_id": "int64"}).itertuples(index=False, name=None))
+    frames = []
+    for p in portfolios:
+        if p.portfolio_id not in paths:
+            continue
+        try:
+            bench = benchmark_weights(benchmarks.get(p.portfolio_id) or market)
+            frames.append(_snapshot_rows(p, paths[p.portfolio_id], returns, market_returns, betas, sectors,
+                                         bench, threshold, start, end))
+            run.portfolio_ids.append(p.portfolio_id)
+        except RiskInputError as exc:
+            run.errors[p.name] = str(exc)
+    run.rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return run
+
+
+def _snapshot_rows(p: Portfolio, weights: pd.DataFrame, returns: pd.DataFrame, market_returns: pd.Series,
+                   betas: dict[str, pd.DataFrame], sectors: dict[str, str], bench: dict[str, float] | None,
+                   threshold: float, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    days = sessions_between(max(start, p.start), end)
+    history = sessions_between(p.start, end)
+    if p.portfolio_id not in returns.columns:
+        raise RiskInputError(f"{p.name}: portfolio_daily_nav has no raw rows: materialize portfolio_daily_nav")
+    r = returns[p.portfolio_id].reindex(history)
+    missing = r.loc[days].isna()
+    if missing.any():
+        raise RiskInputError(f"{p.name}: portfolio_daily_nav has no raw NAV on {int(missing.sum())} day(s), first "
+                             f"{missing.index[missing.to_numpy()][0].date()}: materialize portfolio_daily_nav first")
+    r.iloc[0] = np.nan  # the start row's 0 is not a return
+    w = weights.reindex(days).fillna(0.0)
+    held = w.to_numpy() > 0
+
+    def held_values(name: str) -> np.ndarray:
+        """A position_market_betas column on (days x held tickers), NaN elsewhere."""
+        if not betas:
+            return np.full(w.shape, np.nan)
+        return np.where(held, betas[name].reindex(index=days, columns=w.columns).to_numpy(float), np.nan)
+
+    beta, r2, obs = held_values("beta"), held_values("r_squared"), held_values("observations")
+    complete = ~(held & np.isnan(beta)).any(axis=1)  # every held position has a beta
+    wv = w.to_numpy()
+    with np.errstate(invalid="ignore"):
+        obs_min = np.where(held.any(axis=1), np.nanmin(np.where(held, obs, np.inf), axis=1), np.nan)
+    direct = rolling_ols(r.to_numpy(float), market_returns.reindex(history).to_numpy(float), BETA_WINDOW,
+                         BETA_MIN_OBS)["beta"]
+    rets = r.iloc[1:]
+    rv21 = realized_vol_sqrt_sum(rets, 21)
+    rv63 = realized_vol_sqrt_sum(rets, 63)
+    drift = allocation_drift_frame(w, target_weights(p, days))
+    hhi = hhi_frame(w)
+    return pd.DataFrame({
+        "portfolio_id": p.portfolio_id,
+        "snapshot_date": days,
+        "market_beta_weighted": np.where(complete, np.nansum(wv * beta, axis=1), np.nan),
+        "market_beta_r_squared": np.where(complete, np.nansum(wv * r2, axis=1), np.nan),
+        "market_beta_observations": pd.array(np.where(complete, obs_min, np.nan), dtype="Int64"),
+        "market_beta_direct": pd.Series(direct, index=history).reindex(days).to_numpy(),
+        "sector_exposure": sector_exposure_records(w, sectors, bench),
+        "hhi": hhi.to_numpy(),
+        "effective_num_positions": effective_num_positions_frame(w).to_numpy(),
+        "top_3_concentration": top_k_concentration_frame(w, 3).to_numpy(),
+        "top_10_concentration": top_k_concentration_frame(w, 10).to_numpy(),
+        "realized_volatility_21d": rv21.reindex(days).to_numpy(),
+        "realized_volatility_63d": rv63.reindex(days).to_numpy(),
+        "expected_volatility_21d": har_rv_forecast(rets).reindex(days).to_numpy(),
+        "volatility_trend": volatility_trend(rv21, rv63).reindex(days).to_numpy(),
+        "volatility_percentile": volatility_percentile(rv21).reindex(days).to_numpy(),
+        "max_allocation_drift": drift["max_allocation_drift"].to_numpy(),
+        "max_drift_ticker": drift["max_drift_ticker"].to_numpy(),
+        "rebalance_recommended": (drift["max_allocation_drift"] > threshold).to_numpy(),
+    })
+
+
+def stress_dates(snapshot_dates: pd.Series) -> pd.DatetimeIndex:
+    """The last snapshot date of each month plus the latest one."""
+    days = pd.DatetimeIndex(sorted(pd.to_datetime(snapshot_dates).unique()))
+    if len(days) == 0:
+        return days
+    month_ends = pd.Series(days, index=days).groupby(days.to_period("M")).max()
+    return pd.DatetimeIndex(month_ends.to_numpy()).union(days[-1:])
+
+
+def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRiskRun:
+    """`portfolio_stress_tests` rows for every active portfolio on every month end and its latest snapshot date.
+
+    Market shocks scale the stored `market_beta_weighted` (expected_return = beta * shock); historical replays
+    hold the day's weights through each named episode already over by that day (no look-ahead), with
+    market_shock the market ticker's return over the episode. expected_pnl = raw NAV of the day * return."""
+    snaps = wh.query("SELECT portfolio_id, snapshot_date, market_beta_weighted FROM portfolio_snapshots")
+    run = PortfolioRiskRun(rows=pd.DataFrame())
+    if snaps.empty:
+        return run
+    snaps["portfolio_id"] = snaps["portfolio_id"].astype("int64")
+    end = pd.Timestamp(snaps["snapshot_date"].max())
+    portfolios = [p for p in load_active_portfolios(wh, end) if p.portfolio_id in set(snaps["portfolio_id"])]
+    if not portfolios:
+        return run
+    first = min(p.start for p in portfolios)
+    paths, run.errors = weight_paths(wh, portfolios, first, end, rf_d)
+    tickers = sorted({t for w in paths.values() for t in w.columns} | {market})
+    prices = price_frames(wh, None, end, tickers)["adj_close"]
+    navs = wh.query("SELECT portfolio_id, trade_date, nav FROM portfolio_daily_nav WHERE variant = ?", [RAW])
+    navs = navs.astype({"portfolio_id": "int64"}).set_index(["portfolio_id", "trade_date"])["nav"]
+    shocks = beta_shock_scenarios(1.0, 1.0)
+    frames = []
+    for p in portfolios:
+        if p.portfolio_id not in paths:
+            continue
+        mine = snaps[snaps["portfolio_id"] == p.portfolio_id].set_index("snapshot_date")
+        days = stress_dates(mine.index.to_series())
+        beta = mine["market_beta_weighted"].reindex(days).to_numpy(float)
+        nav = navs.reindex(pd.MultiIndex.from_product([[p.portfolio_id], days])).to_numpy(float)
+        shock = shocks["market_shock"].to_numpy()
+        frames.append(pd.DataFrame({
+            "snapshot_date": np.repeat(days, len(shock)), "scenario": np.tile(shocks["scenario"], len(days)),
+            "market_shock": np.tile(shock, len(days)), "expected_return": np.outer(beta, shock).ravel(),
+            "nav": np.repeat(nav, len(shock)), "portfolio_id": p.portfolio_id}))
+        replays = historical_replays_frame(paths[p.portfolio_id].reindex(days).fillna(0.0), prices,
+                                           market_ticker=market)
+        frames.append(pd.DataFrame({
+            "snapshot_date": replays["date"], "scenario": replays["scenario"],
+            "market_shock": replays["market_return"], "expected_return": replays["portfolio_return"],
+            "nav": pd.Series(nav, index=days).reindex(replays["date"]).to_numpy(), "portfolio_id": p.portfolio_id}))
+        run.portfolio_ids.append(p.portfolio_id)
+    rows = pd.concat(frames, ignore_index=True)
+    rows["expected_pnl"] = rows.pop("nav") * rows["expected_return"]
+    run.rows = rows.sort_values(["portfolio_id", "snapshot_date", "scenario"], ignore_index=True)
+    return run

@@ -1,0 +1,99 @@
+"""The frame versions of the risk functions (sector exposure, drift, historical replays) agree row by row with
+their single-date counterparts and with hand computations; the rebalance threshold setting."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tracking_pipeline.analytics.concentration import (
+    BUILTIN_SP500_SECTOR_WEIGHTS, UNCLASSIFIED, allocation_drift, allocation_drift_frame, sector_exposure,
+    sector_exposure_records, sector_weights_frame,
+)
+from tracking_pipeline.analytics.stress import HistoricalScenario, historical_replay, historical_replays_frame
+from tracking_pipeline.defs.risk.portfolio_service import THRESHOLD_ENV, rebalance_threshold
+
+DAYS = pd.date_range("2024-01-01", periods=4, freq="D")
+WEIGHTS = pd.DataFrame({"AAPL": [0.3, 0.32, 0.0, 0.1], "MSFT": [0.2, 0.18, 0.5, np.nan],
+                        "SPY": [0.1, 0.1, 0.1, 0.0], "XOM": [0.0, 0.05, 0.2, 0.3]}, index=DAYS)
+SECTORS = {"AAPL": "Information Technology", "MSFT": "Technology", "XOM": "Energy"}  # SPY unknown
+
+
+def test_sector_weights_frame_by_hand() -> None:
+    frame = sector_weights_frame(WEIGHTS, SECTORS)
+    assert list(frame.columns) == ["Energy", "Information Technology", UNCLASSIFIED]
+    np.testing.assert_allclose(frame["Information Technology"], [0.5, 0.5, 0.5, 0.1])
+    np.testing.assert_allclose(frame[UNCLASSIFIED], [0.1, 0.1, 0.1, 0.0])
+    np.testing.assert_allclose(frame["Energy"], [0.0, 0.05, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("benchmark", [None, {"Technology": 0.6, "Energy": 0.3, "Healthcare": 0.1}])
+def test_sector_exposure_records_equal_single_date_function(benchmark) -> None:
+    records = sector_exposure_records(WEIGHTS, SECTORS, benchmark)
+    assert len(records) == len(WEIGHTS)
+    for (_, row), got in zip(WEIGHTS.iterrows(), records):
+        want = sector_exposure(row.dropna(), SECTORS, benchmark)
+        assert list(got) == list(want)
+        for sector, values in want.items():
+            assert got[sector] == pytest.approx(values, abs=1e-12)
+    # row 0 holds no Energy but the benchmark lists it; row 3 holds no Unclassified (SPY at 0) -> not shown
+    assert records[0]["Energy"]["portfolio"] == 0.0
+    assert UNCLASSIFIED not in records[3]
+    if benchmark is None:
+        assert records[0]["Health Care"]["benchmark"] == pytest.approx(BUILTIN_SP500_SECTOR_WEIGHTS["Health Care"])
+
+
+def test_allocation_drift_frame_equals_single_date_function() -> None:
+    target = pd.DataFrame({"AAPL": [0.3, 0.3, 0.1, 0.1], "MSFT": [0.2, 0.2, 0.5, 0.0], "GE": [0.0, 0.0, 0.0, 0.2]},
+                          index=DAYS)
+    frame = allocation_drift_frame(WEIGHTS, target)
+    for day in DAYS:
+        value, ticker = allocation_drift(WEIGHTS.loc[day].dropna(), target.loc[day])
+        assert frame.loc[day, "max_allocation_drift"] == pytest.approx(value)
+        assert frame.loc[day, "max_drift_ticker"] == ticker
+    # by hand, day 3: |0.1-0.1|, |0-0|, |0-0|, |0.3-0|, GE |0-0.2| -> XOM 0.3
+    assert frame.loc[DAYS[3], "max_allocation_drift"] == pytest.approx(0.3)
+    assert frame.loc[DAYS[3], "max_drift_ticker"] == "XOM"
+
+
+def test_historical_replays_frame_equals_single_replay_and_has_no_look_ahead() -> None:
+    index = pd.bdate_range("2020-01-01", periods=30)
+    rng = np.random.default_rng(3)
+    prices = pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.02, (30, 3)), axis=0)), index=index,
+                          columns=["A", "B", "M"])
+    prices.iloc[6, 1] = np.nan  # B unpriced on the second scenario's first day
+    scenarios = {"first": HistoricalScenario(date(2020, 1, 2), date(2020, 1, 8), "x"),
+                 "second": HistoricalScenario(index[6].date(), index[12].date(), "y")}
+    dates = index[[3, 10, 20, 25, 29]]
+    weights = pd.DataFrame({"A": [0.5, 0.2, 0.6, 0.4, 0.0], "B": [0.3, 0.7, 0.1, 0.0, 0.0]}, index=dates)
+    frame = historical_replays_frame(weights, prices, scenarios, market_ticker="M")
+    got = {(r.date, r.scenario): r for r in frame.itertuples()}
+    for day in dates:
+        for name, sc in scenarios.items():
+            want = historical_replay(weights.loc[day], prices, sc.start, sc.end)
+            over = day >= pd.Timestamp(sc.end)
+            if want is None or not over:
+                assert (day, name) not in got
+            else:
+                assert got[(day, name)].portfolio_return == pytest.approx(want)
+                assert got[(day, name)].market_return == pytest.approx(
+                    prices.loc[pd.Timestamp(sc.end), "M"] / prices.loc[pd.Timestamp(sc.start), "M"] - 1)
+    # first scenario by hand on index[10]: 0.2 * A move + 0.7 * B move
+    move = prices.loc["2020-01-08"] / prices.loc["2020-01-02"] - 1
+    assert got[(index[10], "first")].portfolio_return == pytest.approx(0.2 * move["A"] + 0.7 * move["B"])
+    assert (index[25], "second") in got and (index[20], "second") not in got  # B held but unpriced -> skipped
+    assert got[(index[29], "first")].portfolio_return == 0.0  # all cash
+
+
+def test_rebalance_threshold_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THRESHOLD_ENV, raising=False)
+    assert rebalance_threshold() == 0.05
+    monkeypatch.setenv(THRESHOLD_ENV, "0.02")
+    assert rebalance_threshold() == 0.02
+    for bad in ("five", "1.5", "-0.1"):
+        monkeypatch.setenv(THRESHOLD_ENV, bad)
+        with pytest.raises(ValueError, match=THRESHOLD_ENV):
+            rebalance_threshold()

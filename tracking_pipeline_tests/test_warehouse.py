@@ -1,0 +1,176 @@
+"""The warehouse on a real DuckDB file and a real PostgreSQL database: schema on first use, scoped atomic
+replacement, refusal of out-of-scope rows, rollback on failure, JSON and awkward text round trips, and concurrent
+DuckDB writers from two processes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+
+import duckdb
+import pandas as pd
+import pytest
+
+from tracking_pipeline.warehouse import TABLES, Write, open_warehouse
+
+D = [dt.date(2023, 7, 3), dt.date(2023, 7, 5), dt.date(2023, 7, 6)]
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def url(request, tmp_path) -> str:
+    if request.param == "duckdb":
+        return str(tmp_path / "wh.duckdb")
+    return request.getfixturevalue("postgres_url")
+
+
+def bars(days: list[dt.date], tickers: list[str], price: float) -> pd.DataFrame:
+    rows = [{"trade_date": d, "ticker": t, "adj_close": price + i, "close": price + i, "volume": 1000.0}
+            for i, d in enumerate(days) for t in tickers]
+    return pd.DataFrame(rows)
+
+
+def stored(wh, table: str = "price_data") -> pd.DataFrame:  # noqa: ANN001
+    return wh.read_table(table)
+
+
+def test_schema_is_created_on_first_use(tmp_path):
+    path = tmp_path / "fresh.duckdb"
+    wh = open_warehouse(str(path))
+    assert not path.exists()
+    assert wh.scalar("SELECT COUNT(*) FROM price_data") == 0
+    with duckdb.connect(str(path), read_only=True) as conn:
+        names = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert names == set(TABLES)
+
+
+def test_schema_is_created_on_first_use_on_postgres(postgres_url):
+    import psycopg2
+
+    wh = open_warehouse(postgres_url)
+    wh.read_table("portfolio_daily_nav")
+    with psycopg2.connect(postgres_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        names = {r[0] for r in cur.fetchall()}
+        cur.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'portfolio_daily_nav' "
+                    "ORDER BY ordinal_position")
+        columns = [r[0] for r in cur.fetchall()]
+    conn.close()
+    assert names == set(TABLES)
+    assert columns == TABLES["portfolio_daily_nav"].column_names
+
+
+def test_replace_touches_only_the_rows_in_scope(url):
+    wh = open_warehouse(url)
+    wh.replace(Write("price_data", bars(D, ["AAA", "BBB"], 10.0), {"trade_date": (D[0], D[-1])}))
+    # Range scope: the middle day is replaced (and loses BBB), the other days keep their rows.
+    counts = wh.replace(Write("price_data", bars([D[1]], ["AAA"], 50.0), {"trade_date": (D[1], D[1])}))
+    assert counts == {"price_data": 1}
+    got = stored(wh)
+    assert len(got) == 5
+    middle = got[got["trade_date"] == pd.Timestamp(D[1])]
+    assert list(middle["ticker"]) == ["AAA"] and list(middle["adj_close"]) == [50.0]
+    assert list(got[got["trade_date"] == pd.Timestamp(D[0])]["adj_close"]) == [10.0, 10.0]
+    # List scope combined with a range: only BBB on the first two days.
+    wh.replace(Write("price_data", bars(D[:2], ["BBB"], 70.0), {"trade_date": (D[0], D[1]), "ticker": ["BBB"]}))
+    got = stored(wh).set_index(["trade_date", "ticker"])["adj_close"]
+    assert got.to_dict() == {(pd.Timestamp(D[0]), "AAA"): 10.0, (pd.Timestamp(D[0]), "BBB"): 70.0,
+                             (pd.Timestamp(D[1]), "AAA"): 50.0, (pd.Timestamp(D[1]), "BBB"): 71.0,
+                             (pd.Timestamp(D[2]), "AAA"): 12.0, (pd.Timestamp(D[2]), "BBB"): 12.0}
+    # Re-running the same write is idempotent.
+    wh.replace(Write("price_data", bars(D[:2], ["BBB"], 70.0), {"trade_date": (D[0], D[1]), "ticker": ["BBB"]}))
+    assert stored(wh).set_index(["trade_date", "ticker"])["adj_close"].to_dict() == got.to_dict()
+    # An empty list scope deletes nothing.
+    wh.replace(Write("price_data", bars([], [], 0.0), {"ticker": []}))
+    assert len(stored(wh)) == 6
+
+
+def test_rows_outside_the_scope_are_refused(url):
+    wh = open_warehouse(url)
+    wh.replace(Write("price_data", bars(D, ["AAA"], 10.0), {"trade_date": (D[0], D[-1])}))
+    before = stored(wh)
+    with pytest.raises(ValueError, match="price_data: 1 rows outside the write scope on trade_date"):
+        wh.replace(Write("price_data", bars(D[:2], ["AAA"], 99.0), {"trade_date": (D[1], D[1])}))
+    with pytest.raises(ValueError, match="outside the write scope on ticker"):
+        wh.replace(Write("price_data", bars([D[0]], ["AAA", "ZZZ"], 99.0), {"ticker": ["AAA"]}))
+    pd.testing.assert_frame_equal(stored(wh), before)
+
+
+def test_failure_before_commit_keeps_the_previous_rows(url):
+    wh = open_warehouse(url)
+    wh.replace(Write("price_data", bars(D, ["AAA"], 10.0), {"trade_date": (D[0], D[-1])}),
+               Write("market_features", pd.DataFrame({"trade_date": D, "close": [1.0, 2.0, 3.0]}),
+                     {"trade_date": (D[0], D[-1])}))
+    prices, features = stored(wh), stored(wh, "market_features")
+
+    def boom() -> None:
+        raise RuntimeError("injected failure after the inserts")
+
+    with pytest.raises(RuntimeError, match="injected"):
+        wh.replace(Write("price_data", bars(D, ["BBB"], 20.0), {"trade_date": (D[0], D[-1])}),
+                   Write("market_features", pd.DataFrame({"trade_date": D[:1], "close": [9.0]}),
+                         {"trade_date": (D[0], D[-1])}),
+                   before_commit=boom)
+    pd.testing.assert_frame_equal(stored(wh), prices)
+    pd.testing.assert_frame_equal(stored(wh, "market_features"), features)
+    # A constraint violation mid-write (duplicate key in the frame) rolls back as well.
+    with pytest.raises(Exception):
+        wh.replace(Write("price_data", pd.concat([bars(D, ["CCC"], 1.0)] * 2), {"trade_date": (D[0], D[-1])}))
+    pd.testing.assert_frame_equal(stored(wh), prices)
+
+
+AWKWARD = ["O'Brien \"Fund\"; DROP TABLE price_data; --", "semi;colon", "", "\\N", "NULL", "tab\tand\nnewline",
+           "Ünïcødé ✓", "100% ?quoted? ,comma"]
+
+
+def test_json_and_awkward_text_round_trip(url):
+    wh = open_warehouse(url)
+    signals = [{"sma": 1.5, "nested": {"list": [1, 2.25, None], "flag": True}, "text": name} for name in AWKWARD]
+    frame = pd.DataFrame({"trade_date": D[0], "model": AWKWARD, "target_allocation": 0.5,
+                          "actual_allocation": 0.25, "trade_required": [i % 2 == 0 for i in range(len(AWKWARD))],
+                          "signals": signals, "impacts": [None] + [{"x": -0.1}] * (len(AWKWARD) - 1)})
+    wh.replace(Write("overlay_signals", frame, {"trade_date": (D[0], D[0])}))
+    got = wh.read_table("overlay_signals").set_index("model")
+    assert sorted(got.index) == sorted(AWKWARD)
+    for i, name in enumerate(AWKWARD):
+        row = got.loc[name]
+        assert json.loads(row["signals"]) == signals[i]
+        assert pd.isna(row["impacts"]) if i == 0 else json.loads(row["impacts"]) == {"x": -0.1}
+        assert bool(row["trade_required"]) == (i % 2 == 0)
+    for name in AWKWARD:
+        assert wh.scalar("SELECT COUNT(*) FROM overlay_signals WHERE model = ?", [name]) == 1
+    wh.replace(Write("overlay_signals", frame.iloc[:0], {"model": [AWKWARD[0]]}))
+    assert set(wh.read_table("overlay_signals")["model"]) == set(AWKWARD[1:])
+    assert wh.scalar("SELECT COUNT(*) FROM price_data") == 0
+
+
+def _writer(path: str, ticker: str, rounds: int, start, errors) -> None:  # noqa: ANN001
+    """A separate process replacing its own ticker's rows again and again."""
+    try:
+        wh = open_warehouse(path)
+        start.wait(30)
+        for i in range(rounds):
+            wh.replace(Write("price_data", bars(D, [ticker], float(i + 1)), {"ticker": [ticker]}))
+            wh.query("SELECT COUNT(*) FROM price_data")
+    except BaseException as exc:  # reported to the parent
+        errors.put(f"{ticker}: {type(exc).__name__}: {exc}")
+
+
+def test_concurrent_duckdb_writers_from_two_processes_serialise(tmp_path):
+    path = str(tmp_path / "shared.duckdb")
+    open_warehouse(path).ensure_schema()
+    ctx = multiprocessing.get_context("spawn")
+    start, errors = ctx.Barrier(2), ctx.Queue()
+    rounds = 25
+    workers = [ctx.Process(target=_writer, args=(path, t, rounds, start, errors)) for t in ("AAA", "BBB")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    problems = []
+    while not errors.empty():
+        problems.append(errors.get())
+    assert problems == [] and [w.exitcode for w in workers] == [0, 0]
+    got = stored(open_warehouse(path))
+    assert len(got) == 6
+    assert set(got["adj_close"]) == {float(rounds), rounds + 1.0, rounds + 2.0}
