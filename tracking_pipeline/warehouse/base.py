@@ -101,8 +101,12 @@ class Warehouse(ABC):
     def _connection(self, write: bool) -> Iterator[Any]:
         """A DB-API style connection; for write=True the caller commits or rolls back."""
 
-    @abstractmethod
-    def _create_table_sql(self, table: Table) -> str: ...
+    sql_types: dict[str, str]
+
+    def _create_table_sql(self, table: Table) -> str:
+        """CREATE TABLE for a declared table in this backend's SQL types."""
+        cols = ", ".join(f"{c} {self.sql_types[t]}" for c, t in table.columns)
+        return f"CREATE TABLE IF NOT EXISTS {table.name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))"
 
     @abstractmethod
     def _insert(self, conn: Any, table: Table, frame: pd.DataFrame) -> None: ...

@@ -28,6 +28,7 @@ LOCK_TIMEOUT_S = float(os.environ.get("TRACKING_DUCKDB_LOCK_TIMEOUT", "900"))
 
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
+    sql_types = DUCKDB_TYPES
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
@@ -64,10 +65,6 @@ class DuckDBWarehouse(Warehouse):
                 yield conn
             finally:
                 conn.close()
-
-    def _create_table_sql(self, table: Table) -> str:
-        cols = ", ".join(f"{c} {DUCKDB_TYPES[t]}" for c, t in table.columns)
-        return f"CREATE TABLE IF NOT EXISTS {table.name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))"
 
     def _insert(self, conn: Any, table: Table, frame: pd.DataFrame) -> None:
         # No try/finally around the INSERT: after a failed statement DuckDB rejects every call (unregister

@@ -28,6 +28,7 @@ def _dsn(url: str) -> str:
 
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
+    sql_types = POSTGRES_TYPES
 
     def __init__(self, url: str) -> None:
         super().__init__()
@@ -48,10 +49,6 @@ class PostgresWarehouse(Warehouse):
             yield conn
         finally:
             conn.close()
-
-    def _create_table_sql(self, table: Table) -> str:
-        cols = ", ".join(f"{c} {POSTGRES_TYPES[t]}" for c, t in table.columns)
-        return f"CREATE TABLE IF NOT EXISTS {table.name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))"
 
     def _insert(self, conn: Any, table: Table, frame: pd.DataFrame) -> None:
         buffer = io.StringIO(_copy_csv(table, frame))
