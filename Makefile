@@ -30,7 +30,7 @@ browser:
 	  || echo "warning: could not install chromium (not root?); the dashboard browser test will skip (fail under CI)"
 
 test: venv browser
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 dev: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev
