@@ -86,10 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {graph} steps: "
                   + ", ".join(f"{k} {v:.1f} s" for k, v in steps))
         ratio = wall["real"] / wall["noop"]
-        verdict = "met" if ratio <= GOAL else "MISSED"
-        figure(f"nightly {instance} ratio", f"{ratio:.2f}x the floor by process wall time, "
-                                            f"{jobs['real'] / jobs['noop']:.2f}x by job time; goal <= {GOAL}x "
-                                            f"{verdict}")
+        cpu_ratio = (statistics.median(r.cpu_s for r in results["real"])
+                     / statistics.median(r.cpu_s for r in results["noop"]))
+        figure(f"nightly {instance} ratio", f"{ratio:.2f}x the floor by process wall time "
+                                            f"({'met' if ratio <= GOAL else 'MISSED'}), "
+                                            f"{jobs['real'] / jobs['noop']:.2f}x by job time, {cpu_ratio:.2f}x by "
+                                            f"CPU time ({'met' if cpu_ratio <= GOAL else 'MISSED'}); goal <= {GOAL}x")
     return 0
 
 
