@@ -6,6 +6,7 @@ import datetime as dt
 from functools import lru_cache
 
 import exchange_calendars as xc
+import numpy as np
 import pandas as pd
 
 CALENDAR_START = "2000-01-03"
@@ -50,3 +51,11 @@ def non_session_weekdays(start: dt.date | str, end: dt.date | str) -> pd.Datetim
     """Weekdays in [start, end] on which NYSE is closed (holidays)."""
     weekdays = pd.bdate_range(start, end)
     return weekdays.difference(nyse_sessions())
+
+
+def session_mask(days: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """True where a date is a trading day: an NYSE session within the calendar's range, a weekday outside it."""
+    days = pd.DatetimeIndex(days).normalize()
+    s = nyse_sessions()
+    inside = (days >= s[0]) & (days <= s[-1])
+    return np.where(inside, days.isin(s), days.day_of_week < 5)

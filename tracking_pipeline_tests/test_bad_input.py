@@ -135,6 +135,38 @@ def test_identical_duplicate_bars_are_accepted(tracking_env):
     assert wh.read_table("price_data").equals(before)
 
 
+def materialization_metadata(result, asset: str) -> dict:  # noqa: ANN001
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset]
+    return events[0].step_materialization_data.materialization.metadata  # a range run: the same on each partition
+
+
+def test_rows_dated_on_non_trading_days_are_ignored_with_a_warning(tracking_env):
+    """A Saturday bar and an Independence Day bar are not stored (so they never count as a fresh price)."""
+    defs, instance, wh = tracking_env.defs(), tracking_env.instance, tracking_env.warehouse_handle()
+    write_raw(tracking_env.lake / "prices" / "extra.csv",
+              HEADER + GOOD_ROW + "2018-07-04,ZZZ,10.7\n2018-07-05,ZZZ,10.8\n2018-07-07,ZZZ,11\n")
+    result = run_assets(defs, instance, ("price_data",), D1, "2018-07-09")
+    assert result.success
+    stored = wh.query("SELECT trade_date FROM price_data WHERE ticker = 'ZZZ' ORDER BY trade_date")
+    assert [str(d)[:10] for d in stored["trade_date"]] == ["2018-07-02", "2018-07-05"]
+    warnings = materialization_metadata(result, "price_data")["lake_warnings"].value
+    assert "prices/extra.csv: 2 row(s) dated on a non-trading day ignored, first row 2 (ZZZ on 2018-07-04)" in warnings
+
+
+def test_an_unreadable_price_file_does_not_block_registration(tracking_env):
+    """The registry checks holdings against the tickers of the readable price files and warns about the others;
+    price_data still fails on the bad file."""
+    defs, instance, wh = tracking_env.defs(), tracking_env.instance, tracking_env.warehouse_handle()
+    write_raw(tracking_env.lake / "prices" / "extra.parquet", b"PAR1 this is not parquet")
+    result = run_job(defs, "portfolio_registry_job", instance)
+    assert check_evaluation(result, "portfolio_files_valid").passed
+    assert set(wh.read_table("portfolio_definitions")["name"]) == DEMO_BOOKS
+    warnings = materialization_metadata(result, "portfolio_definitions")["lake_warnings"].value
+    assert "prices/extra.parquet" in warnings and "cannot be read as parquet" in warnings
+    failed = run_assets(defs, instance, ("price_data",), D1, D2, raise_on_error=False)
+    assert not failed.success and "prices/extra.parquet" in step_failure_messages(failed)[0]
+
+
 @pytest.mark.parametrize("case", PORTFOLIO_CASES, ids=[c[0] for c in PORTFOLIO_CASES])
 def test_bad_portfolio_file_is_reported_and_the_others_register(tracking_env, case):
     _, filename, content, fragments = case
@@ -200,3 +232,27 @@ def test_an_unpriced_market_ticker_fails_market_features_clearly(tracking_env, m
     [message] = step_failure_messages(result)
     assert "'NOPE'" in message and "TRACKING_MARKET_TICKER" in message and "first 2018-07-02" in message
     assert tracking_env.warehouse_handle().scalar("SELECT COUNT(*) FROM market_features") == 0
+
+
+def test_an_unexpected_error_in_one_book_does_not_stop_the_others(tracking_env, monkeypatch):
+    """A bug (not an input error) hit by one portfolio is reported with its type; the other books' NAV is written."""
+    from tracking_pipeline.defs.portfolios import nav_service
+
+    real = nav_service._portfolio_rows
+
+    def fails_for_one_book(p, *args, **kwargs):
+        if p.name == "Balanced 60/40":
+            raise TypeError("unsupported operand type(s)")
+        return real(p, *args, **kwargs)
+
+    monkeypatch.setattr(nav_service, "_portfolio_rows", fails_for_one_book)
+    defs, instance, wh = tracking_env.defs(), tracking_env.instance, tracking_env.warehouse_handle()
+    run_job(defs, "portfolio_registry_job", instance)
+    result = run_nav_chain(defs, instance, D1, D2)
+    assert result.success
+    errors = check_evaluation(result, "all_portfolios_computed").metadata["errors"].value
+    assert errors == {"Balanced 60/40": "unexpected TypeError: unsupported operand type(s)"}
+    written = set(wh.query("SELECT DISTINCT d.name FROM portfolio_daily_nav n JOIN portfolio_definitions d "
+                           "USING (portfolio_id)")["name"])
+    started = {spec["name"] for spec in DEMO_SPECS if str(spec["start_date"]) <= D1}
+    assert written == started - {"Balanced 60/40"} and "Alpha Momentum 10" in written

@@ -13,9 +13,12 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from tracking_pipeline.analytics.metrics import METRIC_COLUMNS, daily_risk_free
-from tracking_pipeline.defs.performance.service import BENCHMARK, get_metrics, refresh_metrics
+from tracking_pipeline.defs.performance.service import (
+    BENCHMARK, active_portfolios, compute_rows, full_plan, get_metrics, load_series, refresh_metrics,
+)
 from tracking_pipeline.trading_calendar import sessions_between
 from tracking_pipeline.warehouse import Write, open_warehouse
 
@@ -315,3 +318,18 @@ def test_checks_flag_stale_and_invalid_rows(tmp_path):
     assert set(up_to_date.metadata["behind"].value) == {"One / raw", "One / half", "One / benchmark"}
     assert not valid.passed
     assert valid.metadata["bad_rows"].value == {"max_drawdown_positive": 1, "sharpe_ratio_not_finite": 1}
+
+
+def test_batches_of_portfolios_give_the_same_rows(tmp_path):
+    wh = build_warehouse(str(tmp_path / "wh.duckdb"))
+    series = load_series(wh, active_portfolios(wh))
+    for plan in (full_plan(series),
+                 pl.DataFrame({"portfolio_id": [1, 2], "since": [dt.date(2021, 2, 10)] * 2, "full": [False] * 2})):
+        together = compute_rows(series, plan, 0.02)
+        one_by_one = compute_rows(series, plan, 0.02, batch=1)
+        assert together.height > 50 and together["portfolio_id"].n_unique() == 2
+        assert_frame_equal(one_by_one, together, rel_tol=1e-12, abs_tol=1e-15)  # equal to rounding
+    bad = series.with_columns(pl.when(pl.col("trade_date") == pl.col("trade_date").max())
+                              .then(float("nan")).otherwise(pl.col("r")).alias("r"))
+    with pytest.raises(ValueError, match="daily return r is nan"):
+        compute_rows(bad, full_plan(series), 0.0)

@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 BETA_CAP = 5.0
+COLUMN_BLOCK = 256
+"""Columns fitted at a time by ``rolling_ols`` (bounds its temporaries; results equal to rounding whatever it is)."""
 
 _OUTPUTS = ("beta", "alpha", "r_squared", "std_error", "p_value", "observations")
 
@@ -42,7 +44,7 @@ def _window_sums(a: np.ndarray, window: int) -> np.ndarray:
 
 
 def rolling_ols(
-    y: np.ndarray, x: np.ndarray, window: int = 90, min_obs: int = 30
+    y: np.ndarray, x: np.ndarray, window: int = 90, min_obs: int = 30, block: int = COLUMN_BLOCK
 ) -> dict[str, np.ndarray]:
     """Rolling OLS with a constant of each column of ``y`` (T x N) on ``x`` (T,).
 
@@ -57,6 +59,9 @@ def rolling_ols(
     All outputs except ``observations`` are NaN where ``observations < max(min_obs, 3)`` or where
     ``x`` has no variance in the window.  ``beta`` is *uncapped*; see ``cap_beta``.  A perfect fit
     gives ``std_error = 0`` and ``p_value = 0``.  A 1-D ``y`` is accepted and gives (T,) arrays.
+
+    Columns are independent, so they are fitted ``block`` at a time: the ~20 (T x block) temporaries
+    stay small while only the six outputs are held at full size.
     """
     y_arr = np.asarray(y, dtype=float)
     squeeze = y_arr.ndim == 1
@@ -67,7 +72,20 @@ def rolling_ols(
         raise ValueError(f"y has {y_arr.shape[0]} rows but x has {x_arr.shape[0]}")
     if window < 1:
         raise ValueError("window must be >= 1")
+    if block < 1:
+        raise ValueError("block must be >= 1")
+    out = {k: np.empty(y_arr.shape, dtype=float) for k in _OUTPUTS}
+    for lo in range(0, y_arr.shape[1], block):
+        part = _rolling_ols_block(y_arr[:, lo:lo + block], x_arr, window, min_obs)
+        for k, v in part.items():
+            out[k][:, lo:lo + block] = v
+    if squeeze:
+        out = {k: v[:, 0] for k, v in out.items()}
+    return out
 
+
+def _rolling_ols_block(y_arr: np.ndarray, x_arr: np.ndarray, window: int, min_obs: int) -> dict[str, np.ndarray]:
+    """rolling_ols for one (T x n) block of columns."""
     valid = np.isfinite(y_arr) & np.isfinite(x_arr)[:, None]
     m = valid.astype(float)
     n_valid = m.sum(axis=0)
@@ -106,7 +124,7 @@ def rolling_ols(
         tstat = beta / se  # +-inf for a perfect fit -> p = 0
         p = 2.0 * stats.t.sf(np.abs(tstat), dof)
     p = np.where(np.isnan(beta), np.nan, p)
-    out = {
+    return {
         "beta": beta,
         "alpha": alpha,
         "r_squared": np.where(ok, r2, np.nan),
@@ -114,9 +132,6 @@ def rolling_ols(
         "p_value": p,
         "observations": n,
     }
-    if squeeze:
-        out = {k: v[:, 0] for k, v in out.items()}
-    return out
 
 
 def ols_beta(y: Any, x: Any, min_obs: int = 3) -> dict[str, float]:
@@ -159,15 +174,15 @@ def rolling_market_betas(
     """
     mkt = market_returns.reindex(returns_wide.index)
     res = rolling_ols(returns_wide.to_numpy(dtype=float), mkt.to_numpy(dtype=float), window, min_obs)
-    t_len, n_cols = returns_wide.shape
-    keep = np.isfinite(res["beta"]).reshape(-1)
-    frame = pd.DataFrame(
+    n_cols = returns_wide.shape[1]
+    kept = np.flatnonzero(np.isfinite(res["beta"]).reshape(-1))  # row-major: date, then ticker
+    columns = {k: res.pop(k).reshape(-1)[kept] for k in _OUTPUTS}
+    columns["beta"] = cap_beta(columns["beta"], cap)
+    columns["observations"] = columns["observations"].astype("int64")
+    return pd.DataFrame(
         {
-            "calc_date": np.repeat(returns_wide.index.to_numpy(), n_cols),
-            "ticker": np.tile(returns_wide.columns.to_numpy(), t_len),
-            **{k: res[k].reshape(-1) for k in _OUTPUTS},
+            "calc_date": returns_wide.index.to_numpy()[kept // n_cols],
+            "ticker": returns_wide.columns.to_numpy()[kept % n_cols],
+            **columns,
         }
-    )[keep]
-    frame["beta"] = cap_beta(frame["beta"].to_numpy(), cap)
-    frame["observations"] = frame["observations"].astype("int64")
-    return frame.reset_index(drop=True)
+    )

@@ -171,8 +171,8 @@ def _describe_group(row: dict[str, object], group_cols: Sequence[str]) -> str:
     return ", ".join(f"{c}={row[c]!r}" for c in group_cols)
 
 
-def _validate(returns: pl.DataFrame, group_cols: Sequence[str]) -> None:
-    """Raise ValueError for missing columns, non-finite ``r`` or duplicate dates."""
+def validate_returns(returns: pl.DataFrame, group_cols: Sequence[str]) -> None:
+    """Raise ValueError for missing columns, non-finite ``r`` or duplicate dates (naming the series and day)."""
     _require_columns(returns, [*group_cols, "trade_date", "r"], "returns")
     if returns.schema["trade_date"] != pl.Date:
         raise ValueError(f"trade_date must be pl.Date, got {returns.schema['trade_date']}")
@@ -338,6 +338,8 @@ def compute_metrics(
     returns: pl.DataFrame,
     group_cols: list[str],
     rf_annual: float = 0.0,
+    *,
+    validate: bool = True,
 ) -> pl.DataFrame:
     """Compute every periodic metric for each group of daily returns, in one pass.
 
@@ -350,10 +352,12 @@ def compute_metrics(
     The caller is expected to validate its returns first: a null, NaN or infinite
     ``r`` (or a duplicated trade_date within a group) raises ValueError naming the
     group and the date instead of producing a silently wrong metric. A null/NaN
-    ``b`` is not an error: the group's benchmark metrics are null.
+    ``b`` is not an error: the group's benchmark metrics are null. ``validate=False`` skips these checks for
+    rows already checked with :func:`validate_returns` before being exploded into periods.
     """
     group_cols = list(group_cols)
-    _validate(returns, group_cols)
+    if validate:
+        validate_returns(returns, group_cols)
     return _compute(returns, group_cols, rf_annual)
 
 
@@ -374,7 +378,7 @@ def period_metrics(
     """
     key_cols = list(key_cols)
     types = _check_period_types(period_types)
-    _validate(returns, key_cols)
+    validate_returns(returns, key_cols)
     exploded = assign_periods(returns, key_cols, types)
     group_cols = [*key_cols, "period_type", "period_key"]
     result = _compute(exploded, group_cols, rf_annual)

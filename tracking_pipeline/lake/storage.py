@@ -128,7 +128,7 @@ class Lake:
                 raise RuntimeError(
                     f"lake {self.describe(prefix)} is unreachable ({type(exc).__name__}) and no cached listing exists"
                 ) from exc
-            self._warn(f"S3 listing of {self.describe(prefix)} failed ({type(exc).__name__}); used cached listing")
+            self.warn(f"S3 listing of {self.describe(prefix)} failed ({type(exc).__name__}); used cached listing")
             keys = json.loads(manifest.read_text())
         self._etags.update(keys)
         return sorted(keys)
@@ -146,10 +146,11 @@ class Lake:
                 raise RuntimeError(
                     f"{self.describe(relative)}: S3 read failed ({type(exc).__name__}: {exc}) and no cached copy exists"
                 ) from exc
-            self._warn(f"S3 read of {self.describe(relative)} failed ({type(exc).__name__}); used cached copy {target}")
+            self.warn(f"S3 read of {self.describe(relative)} failed ({type(exc).__name__}); used cached copy {target}")
         return target
 
-    def _warn(self, message: str) -> None:
+    def warn(self, message: str) -> None:
+        """Record a warning once (assets show `warnings` in their metadata)."""
         if message not in self.warnings:
             self.warnings.append(message)
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from tracking_pipeline.lake.errors import LakeInputError
 from tracking_pipeline.lake.storage import Lake
+from tracking_pipeline.trading_calendar import session_mask
 
 TABLE_PATTERNS = ("*.csv", "*.parquet")
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
@@ -130,7 +131,7 @@ def load_prices(lake: Lake, start: dt.date | str | None = None, end: dt.date | s
     frames = []
     for relative in files:
         where = lake.describe(relative)
-        frame = validate_prices(read_frame(lake, relative), where)
+        frame = drop_non_sessions(lake, validate_prices(read_frame(lake, relative), where), where)
         frame[SOURCE_FILE] = where
         frame[SOURCE_ROW] = np.arange(1, len(frame) + 1)
         if start is not None:
@@ -143,6 +144,33 @@ def load_prices(lake: Lake, start: dt.date | str | None = None, end: dt.date | s
     prices = pd.concat(frames, ignore_index=True)
     prices = drop_duplicate_bars(prices, lake.describe("prices/")).drop(columns=[SOURCE_FILE, SOURCE_ROW])
     return prices.sort_values(["trade_date", "ticker"], ignore_index=True)
+
+
+def drop_non_sessions(lake: Lake, frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Rows dated on a weekend or NYSE holiday are not prices of a trading day: they are left out (never stored,
+    never counted as a fresh price) and a warning naming the file, the first such row and the count is recorded."""
+    trading = session_mask(frame["trade_date"])
+    if trading.all():
+        return frame
+    row = int(np.flatnonzero(~trading)[0])
+    lake.warn(f"{where}: {int((~trading).sum())} row(s) dated on a non-trading day ignored, first row {row + 1} "
+              f"({frame['ticker'].iloc[row]} on {frame['trade_date'].iloc[row].date()})")
+    return frame[trading]
+
+
+def priced_tickers(lake: Lake) -> set[str]:
+    """The tickers of every readable price file (to check portfolio holdings against). A file that cannot be read
+    is skipped with a warning: its error is price_data's to report, and it must not block registration."""
+    tickers: set[str] = set()
+    for relative in lake.list("prices", TABLE_PATTERNS, recursive=True):
+        try:
+            frame = read_frame(lake, relative)
+            _require(frame, lake.describe(relative), ("ticker",))
+        except LakeInputError as exc:
+            lake.warn(f"tickers of {lake.describe(relative)} not read: {exc}")
+            continue
+        tickers.update(frame["ticker"].dropna().astype(str).str.strip())
+    return tickers
 
 
 def load_features(lake: Lake) -> pd.DataFrame:

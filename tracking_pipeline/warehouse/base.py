@@ -194,7 +194,10 @@ def _check_in_scope(table: Table, frame: pd.DataFrame, scope: dict[str, Any] | N
                 col, lo, hi = pd.to_datetime(col), pd.Timestamp(lo), pd.Timestamp(hi)
             outside = (col < lo) | (col > hi)
         else:
-            outside = ~col.isin(list(value))
+            values = list(value)
+            if table.column_type(column) == DATE:
+                col, values = pd.to_datetime(col), pd.to_datetime(values)
+            outside = ~col.isin(values)
         if outside.any():
             raise ValueError(f"{table.name}: {int(outside.sum())} rows outside the write scope on {column}")
 

@@ -136,3 +136,27 @@ def test_cap_and_long_table() -> None:
     assert (raw["beta"][29:] > 7.5).all()
     assert table.observations.dtype == np.int64 and table.observations.max() == 90
     np.testing.assert_array_equal(cap_beta(np.array([-7.0, np.nan, 2.0, 6.0])), [-5.0, np.nan, 2.0, 5.0])
+
+
+@pytest.mark.parametrize("block", [1, 3])
+def test_column_blocks_give_the_same_fit(block: int) -> None:
+    r = _with_gaps()
+    y, x = r[TICKERS].to_numpy(), r["SPY"].to_numpy()
+    whole = rolling_ols(y, x, window=90, min_obs=30, block=len(TICKERS))
+    blocked = rolling_ols(y, x, window=90, min_obs=30, block=block)
+    assert whole.keys() == blocked.keys()
+    for key in whole:
+        np.testing.assert_allclose(blocked[key], whole[key], rtol=1e-12, atol=1e-17, err_msg=key)
+    assert np.isfinite(whole["beta"]).any() and np.isnan(whole["beta"]).any()
+    with pytest.raises(ValueError, match="block"):
+        rolling_ols(y, x, block=0)
+
+
+def test_long_table_is_date_major_with_the_wide_values() -> None:
+    r = _with_gaps()
+    table = rolling_market_betas(r[TICKERS], r["SPY"], window=90, min_obs=30)
+    assert table["calc_date"].is_monotonic_increasing
+    res = rolling_ols(r[TICKERS].to_numpy(), r["SPY"].to_numpy(), window=90, min_obs=30)
+    wide = table.pivot(index="calc_date", columns="ticker", values="alpha").reindex(index=r.index, columns=TICKERS)
+    np.testing.assert_array_equal(wide.to_numpy(), res["alpha"])
+    assert len(table) == int(np.isfinite(res["beta"]).sum())

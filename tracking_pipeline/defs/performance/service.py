@@ -34,6 +34,7 @@ from tracking_pipeline.analytics.metrics import (
     PERIOD_TYPES,
     assign_periods,
     compute_metrics,
+    validate_returns,
 )
 from tracking_pipeline.trading_calendar import next_session_on_or_after
 from tracking_pipeline.warehouse import Warehouse, Write
@@ -49,6 +50,8 @@ FINGERPRINT_TOL = 1e-12
 """Relative tolerance when comparing a stored month's total_return/volatility with the current returns."""
 TABLE_COLUMNS = ["portfolio_id", "variant", "period_type", "period_start", "period_end", *METRIC_COLUMNS]
 FAR_FUTURE = dt.date(9999, 12, 31)
+BATCH_PORTFOLIOS = 50
+"""Portfolios whose periods are computed together (bounds memory; results equal to rounding; see compute_rows)."""
 
 
 # --------------------------------------------------------------------------- series
@@ -252,9 +255,26 @@ def full_plan(series: pl.DataFrame) -> pl.DataFrame:
             .with_columns(pl.lit(True).alias("full")).sort("portfolio_id"))
 
 
-def compute_rows(series: pl.DataFrame, plan: pl.DataFrame, rf_annual: float) -> pl.DataFrame:
+def compute_rows(series: pl.DataFrame, plan: pl.DataFrame, rf_annual: float,
+                 batch: int = BATCH_PORTFOLIOS) -> pl.DataFrame:
     """The table rows of the periods the plan recomputes: week/month/quarter/year periods that contain a day on
-    or after the portfolio's `since`, plus `ytd` and `all`, for every series of the planned portfolios."""
+    or after the portfolio's `since`, plus `ytd` and `all`, for every series of the planned portfolios.
+
+    The daily returns are validated once; the periods are then computed `batch` portfolios at a time, so the
+    exploded (return, period) rows never hold more than a batch (results equal whatever the batch, to rounding)."""
+    validate_returns(series, KEYS)
+    ids = plan["portfolio_id"].unique(maintain_order=True).to_list()
+    parts = [_batch_rows(series, plan.filter(pl.col("portfolio_id").is_in(ids[i:i + batch])), rf_annual)
+             for i in range(0, len(ids), batch)]
+    if not parts:
+        parts = [_batch_rows(series, plan, rf_annual)]
+    rows = pl.concat(parts)
+    order = pl.col("period_type").replace_strict({p: i for i, p in enumerate(PERIOD_TYPES)}, return_dtype=pl.Int32)
+    return rows.sort(*KEYS, order, "period_start").select(*TABLE_COLUMNS)
+
+
+def _batch_rows(series: pl.DataFrame, plan: pl.DataFrame, rf_annual: float) -> pl.DataFrame:
+    """compute_rows for the portfolios of one plan batch (series already validated)."""
     cut = {p: pl.col("since").dt.truncate(TRUNCATE[p]) for p in CALENDAR_PERIODS}
     planned = series.join(plan.select("portfolio_id", "since"), on="portfolio_id")
     recent = planned.filter(pl.col("trade_date") >= pl.min_horizontal(cut["week"], cut["year"]))
@@ -263,9 +283,8 @@ def compute_rows(series: pl.DataFrame, plan: pl.DataFrame, rf_annual: float) -> 
     for p in CALENDAR_PERIODS:
         keep = keep | ((pl.col("period_type") == p) & (pl.col("period_key") >= cut[p]))
     exploded = pl.concat([calendar.filter(keep), assign_periods(planned, KEYS, ["all"])])
-    rows = compute_metrics(exploded.drop("since"), [*KEYS, "period_type", "period_key"], rf_annual)
-    order = pl.col("period_type").replace_strict({p: i for i, p in enumerate(PERIOD_TYPES)}, return_dtype=pl.Int32)
-    return rows.sort(*KEYS, order, "period_start").select(*TABLE_COLUMNS)
+    return compute_metrics(exploded.drop("since"), [*KEYS, "period_type", "period_key"], rf_annual,
+                           validate=False)
 
 
 def plan_writes(rows: pl.DataFrame, plan: pl.DataFrame) -> list[Write]:

@@ -9,6 +9,7 @@ failure does not stop the others.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,8 @@ from tracking_pipeline.analytics.overlays.variant_nav import equity_allocation_f
 from tracking_pipeline.analytics.overlays.registry import get_model
 from tracking_pipeline.trading_calendar import next_session_on_or_after, nyse_sessions
 from tracking_pipeline.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
 
 RAW = "raw"
 PRICE_LOOKBACK_SESSIONS = 10
@@ -83,7 +86,8 @@ def compute_nav_range(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, rf_
     if len(unpriced):
         raise NavError(f"price_data has no rows on {len(unpriced)} trading day(s) of the range, first "
                        f"{unpriced[0].date()}: materialize price_data for them first")
-    previous_day = sessions[sessions.searchsorted(start) - 1]
+    i = sessions.searchsorted(start)
+    previous_day = sessions[i - 1] if i > 0 else start - pd.Timedelta(days=1)  # none before the calendar
     anchors = {p.portfolio_id: _anchor(p, start, previous_day) for p in portfolios}
     stored = _stored_navs(wh, anchors, previous_day)
     tickers = sorted({t for p in portfolios for _, w in p.schedule for t in w})
@@ -97,10 +101,19 @@ def compute_nav_range(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, rf_
             frames.append(_portfolio_rows(p, anchors[p.portfolio_id], start, end, previous_day, stored, prices,
                                           signals, rf_d, cost_bps or {}, run))
             run.portfolio_ids.append(p.portfolio_id)
-        except (NavError, KeyError, ValueError) as exc:
-            run.errors[p.name] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one portfolio's failure must not stop the others
+            run.errors[p.name] = portfolio_error(p.name, exc)
     run.rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return run
+
+
+def portfolio_error(name: str, exc: Exception) -> str:
+    """The message recorded for a portfolio that failed while the others go on: an input error (ValueError, incl.
+    NavError, or a missing key) as it is; anything else with its type, its traceback logged, as a bug."""
+    if isinstance(exc, (ValueError, KeyError)):
+        return str(exc)
+    log.error("portfolio %r failed unexpectedly", name, exc_info=exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 def _anchor(p: Portfolio, start: pd.Timestamp, previous_day: pd.Timestamp) -> pd.Timestamp:

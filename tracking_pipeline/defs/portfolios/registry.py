@@ -10,7 +10,7 @@ import pandas as pd
 from tracking_pipeline.analytics.overlays.registry import available_models
 from tracking_pipeline.lake import Lake, LakeInputError
 from tracking_pipeline.lake.portfolios import PortfolioSpec, load_portfolios
-from tracking_pipeline.lake.tables import load_prices
+from tracking_pipeline.lake.tables import priced_tickers
 from tracking_pipeline.warehouse import Warehouse, Write
 
 
@@ -49,7 +49,7 @@ def register_portfolios(lake: Lake, wh: Warehouse, default_benchmark: str,
     file leaves its previous rows untouched. Returns (definitions, holdings, errors by file)."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     specs, errors = load_portfolios(lake, default_benchmark, available_models())
-    priced = set(load_prices(lake)["ticker"].unique()) if specs else set()
+    priced = priced_tickers(lake) if specs else set()
     specs = check_tickers_priced(specs, priced, errors)
     existing = wh.read_table("portfolio_definitions")
     previous = {int(r.portfolio_id): r for r in existing.itertuples(index=False)}

@@ -23,8 +23,8 @@ from tracking_pipeline.defs.risk.checks import (
     correlation_check_results, metric_check_results, snapshot_check_results, stress_check_results,
 )
 from tracking_pipeline.defs.risk.market_service import (
-    BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, RiskInputError, compute_asset_metrics, compute_betas,
-    compute_correlations,
+    BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, RiskInputError, changed_correlation_dates, compute_asset_metrics,
+    compute_betas, compute_correlations,
 )
 from tracking_pipeline.defs.risk.portfolio_service import (
     THRESHOLD_ENV, compute_snapshots, compute_stress_tests, rebalance_threshold,
@@ -164,13 +164,17 @@ def asset_correlations(context: AssetExecutionContext, warehouse: WarehouseResou
     end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
     portfolios = load_active_portfolios(wh, pd.Timestamp(end)) if end is not None else []
     rows = compute_correlations(wh, portfolios)
-    wh.replace(Write("asset_correlations", rows))
+    changed = changed_correlation_dates(wh, rows)
+    if changed:
+        written = rows[rows["calc_date"].isin(pd.DatetimeIndex(changed))] if len(rows) else rows
+        wh.replace(Write("asset_correlations", written, {"calc_date": changed}))
     top = rows
     if len(rows):
         last = rows[(rows["calc_date"] == rows["calc_date"].max()) & (rows["window_days"] == 60)]
         top = last.reindex(last["correlation"].abs().sort_values(ascending=False).index).head(10)
     return dg.MaterializeResult(
         metadata=table_metadata(rows, "calc_date", calc_dates=int(rows["calc_date"].nunique()) if len(rows) else 0,
+                                calc_dates_written=len(changed),
                                 strongest_60d=preview(top, rows=10)),
         check_results=correlation_check_results(wh),
     )

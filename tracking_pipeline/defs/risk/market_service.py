@@ -7,6 +7,8 @@ frames and returns the rows to write.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import math
 from collections.abc import Iterable, Sequence
 
@@ -170,3 +172,29 @@ def compute_correlations(wh: Warehouse, portfolios: list[Portfolio],
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)
+
+
+CORRELATION_FINGERPRINT_TOL = 1e-9
+"""Absolute tolerance on a date's sums of correlations and p-values when comparing computed with stored rows."""
+
+
+def changed_correlation_dates(wh: Warehouse, rows: pd.DataFrame) -> list[dt.date]:
+    """The calc_dates whose `asset_correlations` rows must be (re)written: computed dates whose row count, sum of
+    observations, or sums of correlations and p-values differ from the stored ones, and stored dates no longer
+    computed (the previous run's latest day once the month goes on). A nightly run thus rewrites one or two dates,
+    while any change of prices or holdings in the look-back still shows up and is rewritten."""
+    stored = wh.query("SELECT calc_date, COUNT(*) AS n, SUM(observations) AS obs, SUM(correlation) AS corr, "
+                      "SUM(p_value) AS p FROM asset_correlations GROUP BY calc_date")
+    stored = stored.set_index(pd.DatetimeIndex(stored["calc_date"])).drop(columns="calc_date").astype(float)
+    if len(rows):
+        computed = rows.assign(n=1.0).groupby("calc_date").agg(
+            n=("n", "sum"), obs=("observations", "sum"), corr=("correlation", "sum"), p=("p_value", "sum"))
+        computed.index = pd.DatetimeIndex(computed.index)
+    else:
+        computed = pd.DataFrame(columns=["n", "obs", "corr", "p"], index=pd.DatetimeIndex([]), dtype=float)
+    both = computed.add_suffix("_new").join(stored, how="outer")
+    differs = pd.Series(False, index=both.index)
+    for column in ("n", "obs", "corr", "p"):
+        new, old = both[f"{column}_new"], both[column]
+        differs |= new.isna() | old.isna() | ((new - old).abs() > CORRELATION_FINGERPRINT_TOL)
+    return [d.date() for d in both.index[differs]]

@@ -20,14 +20,14 @@ from tracking_pipeline.analytics.concentration import (
     hhi_frame, sector_exposure_records, top_k_concentration_frame,
 )
 from tracking_pipeline.analytics.indicators import simple_returns
-from tracking_pipeline.analytics.nav import NavError, raw_nav_path
+from tracking_pipeline.analytics.nav import raw_nav_path
 from tracking_pipeline.analytics.stress import beta_shock_scenarios, historical_replays_frame
 from tracking_pipeline.analytics.volatility import (
     har_rv_forecast, realized_vol_sqrt_sum, volatility_percentile, volatility_trend,
 )
 from tracking_pipeline.defs.common import sessions_before
 from tracking_pipeline.defs.portfolios.nav_service import (
-    PRICE_LOOKBACK_SESSIONS, RAW, Portfolio, load_active_portfolios,
+    PRICE_LOOKBACK_SESSIONS, RAW, Portfolio, load_active_portfolios, portfolio_error,
 )
 from tracking_pipeline.defs.risk.market_service import (
     BETA_METHOD, BETA_MIN_OBS, BETA_WINDOW, RiskInputError, price_frames,
@@ -93,8 +93,8 @@ def weight_paths(wh: Warehouse, portfolios: list[Portfolio], start: pd.Timestamp
         schedule = [(anchor, in_force), *[(d, w) for d, w in p.schedule if d > anchor]]
         try:
             path = raw_nav_path(prices, days, schedule, 1.0, rf_d, label=p.name)
-        except NavError as exc:
-            errors[p.name] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one portfolio's failure must not stop the others
+            errors[p.name] = portfolio_error(p.name, exc)
             continue
         paths[p.portfolio_id] = path.weights.loc[max(start, p.start):]
     return paths, errors
@@ -162,8 +162,8 @@ def compute_snapshots(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, mar
             frames.append(_snapshot_rows(p, paths[p.portfolio_id], returns, market_returns, betas, sectors,
                                          bench, threshold, start, end))
             run.portfolio_ids.append(p.portfolio_id)
-        except RiskInputError as exc:
-            run.errors[p.name] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one portfolio's failure must not stop the others
+            run.errors[p.name] = portfolio_error(p.name, exc)
     run.rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return run
 

@@ -1,0 +1,77 @@
+"""`asset_correlations` rewrites only the dates that changed, and always ends equal to a full recompute."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from tracking_pipeline.defs.portfolios.nav_service import load_active_portfolios
+from tracking_pipeline.defs.risk.market_service import compute_correlations
+from tracking_pipeline_tests.helpers import QUIET, run_assets, run_job
+
+START = "2018-01-02"
+
+
+def refresh(env) -> tuple[int, pd.DataFrame]:  # noqa: ANN001
+    """Materialize asset_correlations alone; (calc_dates_written, the stored table in key order)."""
+    result = env.defs().resolve_job_def("downstream_job").execute_in_process(
+        instance=env.instance, run_config=QUIET, asset_selection=[dg.AssetKey("asset_correlations")])
+    [event] = result.get_asset_materialization_events()
+    written = event.step_materialization_data.materialization.metadata["calc_dates_written"].value
+    return written, stored(env)
+
+
+def stored(env) -> pd.DataFrame:  # noqa: ANN001
+    table = env.warehouse_handle().read_table("asset_correlations")
+    return table.sort_values(["calc_date", "window_days", "ticker_a", "ticker_b"], ignore_index=True)
+
+
+def full_recompute(env) -> pd.DataFrame:  # noqa: ANN001
+    """What rewriting the whole table would store, in the table's column order."""
+    wh = env.warehouse_handle()
+    end = pd.Timestamp(wh.scalar("SELECT MAX(trade_date) FROM price_data"))
+    rows = compute_correlations(wh, load_active_portfolios(wh, end))
+    columns = list(stored(env).columns)
+    return rows[columns].sort_values(["calc_date", "window_days", "ticker_a", "ticker_b"], ignore_index=True)
+
+
+def assert_equal_tables(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert len(got) > 0
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-12)
+
+
+def test_only_changed_dates_are_rewritten(tracking_env):
+    run_job(tracking_env.defs(), "portfolio_registry_job", tracking_env.instance)
+    run_assets(tracking_env.defs(), tracking_env.instance, ("price_data",), START, "2018-10-30")
+    written, first = refresh(tracking_env)
+    dates = sorted(pd.to_datetime(first["calc_date"]).dt.strftime("%Y-%m-%d").unique())
+    assert dates == ["2018-07-31", "2018-08-31", "2018-09-28", "2018-10-30"] and written == 4
+    assert_equal_tables(first, full_recompute(tracking_env))
+
+    written, again = refresh(tracking_env)  # nothing new: nothing written
+    assert written == 0
+    pd.testing.assert_frame_equal(again, first)
+
+    # one more day: the previous latest day (not a month end) goes, the new one comes
+    run_assets(tracking_env.defs(), tracking_env.instance, ("price_data",), "2018-10-31", "2018-10-31")
+    written, nightly = refresh(tracking_env)
+    assert written == 2
+    assert sorted(pd.to_datetime(nightly["calc_date"]).dt.strftime("%Y-%m-%d").unique())[-2:] == \
+        ["2018-09-28", "2018-10-31"]
+    assert_equal_tables(nightly, full_recompute(tracking_env))
+    untouched = nightly["calc_date"] < pd.Timestamp("2018-10-01")
+    pd.testing.assert_frame_equal(nightly[untouched], first[first["calc_date"] < pd.Timestamp("2018-10-01")])
+
+    # a restated past price (AGG, held by Balanced 60/40, on 2018-08-15) rewrites every date whose windows see it
+    etfs_path = tracking_env.lake / "prices" / "etfs.parquet"
+    etfs = pd.read_parquet(etfs_path)
+    hit = (etfs["ticker"] == "AGG") & (etfs["date"].astype(str).str[:10] == "2018-08-15")
+    assert hit.sum() == 1
+    etfs.loc[hit, "adj_close"] *= 1.01
+    etfs.to_parquet(etfs_path, index=False)
+    run_assets(tracking_env.defs(), tracking_env.instance, ("price_data",), "2018-08-15", "2018-08-15")
+    written, restated = refresh(tracking_env)
+    assert written == 3  # Aug 31, Sep 28 and Oct 31 (the 252-day windows); Jul 31 is before the change
+    assert_equal_tables(restated, full_recompute(tracking_env))
+    july = restated["calc_date"] == pd.Timestamp("2018-07-31")
+    pd.testing.assert_frame_equal(restated[july], first[first["calc_date"] == pd.Timestamp("2018-07-31")])
