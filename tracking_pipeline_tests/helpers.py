@@ -188,3 +188,13 @@ def upload_folder(folder: Path, bucket: str, prefix: str) -> int:
     for path in files:
         client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder).as_posix()}")
     return len(files)
+
+
+def demo_returns(tickers: list[str], start: str, end: str) -> pd.DataFrame:
+    """Daily simple returns (dates x tickers) of real demo-lake prices on [start, end]; the first day has none."""
+    long = pd.concat(pd.read_parquet(DEMO_LAKE / "prices" / f"{n}.parquet", columns=["date", "ticker", "adj_close"])
+                     for n in ("stocks", "etfs"))
+    long["date"] = pd.to_datetime(long["date"])
+    long = long[long["ticker"].isin(tickers) & long["date"].between(pd.Timestamp(start), pd.Timestamp(end))]
+    wide = long.pivot(index="date", columns="ticker", values="adj_close")[list(tickers)]
+    return wide.pct_change(fill_method=None).iloc[1:]

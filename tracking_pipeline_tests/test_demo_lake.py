@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from tracking_pipeline.analytics import concentration
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAKE = REPO_ROOT / "tracking_pipeline" / "demo_lake"
 SCRIPT = REPO_ROOT / "scripts" / "build_demo_lake.py"
@@ -27,19 +29,7 @@ FIRST_DAY = dt.date(2018, 1, 2)
 LAST_DAY = dt.date(2023, 10, 27)
 REQUIRED_STOCKS = {"AAPL", "MSFT", "NVDA", "AMZN", "META", "GOOGL", "JNJ", "PG", "BRK-B", "JPM", "XOM"}
 ETFS = {"SPY", "QQQ", "VTI", "GLD", "AGG", "EFA"}
-GICS_SECTORS = {
-    "Communication Services",
-    "Consumer Discretionary",
-    "Consumer Staples",
-    "Energy",
-    "Financials",
-    "Health Care",
-    "Industrials",
-    "Information Technology",
-    "Materials",
-    "Real Estate",
-    "Utilities",
-}
+GICS_SECTORS = set(concentration.GICS_SECTORS)
 KNOWN_VARIANTS = {"raw", "conservative", "trend_regime_v2"}
 PRICE_SCHEMA = pa.schema(
     [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,24 +11,15 @@ import statsmodels.api as sm
 from statsmodels.regression.rolling import RollingOLS
 
 from tracking_pipeline.analytics.betas import cap_beta, ols_beta, rolling_market_betas, rolling_ols
+from tracking_pipeline_tests.helpers import demo_returns
 
-DATA = Path("/work/shared/data")
 TICKERS = ["AAPL", "JNJ", "NVDA", "XOM"]
 RTOL = 1e-8
 
 
 @lru_cache(maxsize=1)
 def _returns() -> pd.DataFrame:
-    if not (DATA / "stocks_daily.csv.gz").exists():
-        pytest.skip("shared market data not available")
-    cols = ["date", "ticker", "adj_close"]
-    stocks = pd.read_csv(DATA / "stocks_daily.csv.gz", usecols=cols)
-    etfs = pd.read_csv(DATA / "etfs_daily.csv.gz", usecols=cols)
-    long = pd.concat([stocks[stocks.ticker.isin(TICKERS)], etfs[etfs.ticker == "SPY"]])
-    long = long[(long.date >= "2018-12-01") & (long.date <= "2020-12-31")]
-    wide = long.pivot(index="date", columns="ticker", values="adj_close")
-    wide.index = pd.to_datetime(wide.index)
-    return wide.pct_change(fill_method=None).iloc[1:]
+    return demo_returns([*TICKERS, "SPY"], "2018-12-01", "2020-12-31")
 
 
 def _with_gaps() -> pd.DataFrame:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,22 +16,13 @@ from tracking_pipeline.analytics.volatility import (
     volatility_percentile,
     volatility_trend,
 )
+from tracking_pipeline_tests.helpers import demo_returns
 
-DATA = Path("/work/shared/data")
 
 
 @lru_cache(maxsize=1)
 def _returns() -> pd.DataFrame:
-    if not (DATA / "stocks_daily.csv.gz").exists():
-        pytest.skip("shared market data not available")
-    cols = ["date", "ticker", "adj_close"]
-    stocks = pd.read_csv(DATA / "stocks_daily.csv.gz", usecols=cols)
-    etfs = pd.read_csv(DATA / "etfs_daily.csv.gz", usecols=cols)
-    long = pd.concat([stocks[stocks.ticker.isin(["AAPL", "XOM"])], etfs[etfs.ticker == "SPY"]])
-    long = long[(long.date >= "2010-01-01") & (long.date <= "2020-12-31")]
-    wide = long.pivot(index="date", columns="ticker", values="adj_close")
-    wide.index = pd.to_datetime(wide.index)
-    return wide.pct_change(fill_method=None).iloc[1:]
+    return demo_returns(["AAPL", "XOM", "SPY"], "2018-01-02", "2023-10-27")
 
 
 def test_realized_vol_sqrt_sum_by_hand() -> None:
@@ -82,7 +72,8 @@ def test_har_forecast_matches_statsmodels_fit() -> None:
     fc = har_rv_forecast(r)
     # first valid date: 126 complete rows need s = 21..146 -> t = 167
     assert fc.iloc[:167].isna().all() and np.isfinite(fc.iloc[167])
-    dates = [167, 300, 700, len(r) - 250, len(r) - 200, len(r) - 1]  # includes the COVID spike
+    covid = r.index.get_loc(pd.Timestamp("2020-03-16"))
+    dates = [167, 300, 700, covid, covid + 10, len(r) - 250, len(r) - 1]  # incl. the COVID spike
     for t in dates:
         assert fc.iloc[t] == pytest.approx(_har_reference(r, t), rel=1e-8), r.index[t]
     assert 0.05 < fc.loc["2019-06-03"] < 0.4
