@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-__all__ = ["pairwise_correlations", "pearson_p_value", "rolling_correlation"]
+__all__ = ["pair_statistics", "pairwise_correlations", "pearson_p_value", "rolling_correlation"]
 
 _COLUMNS = ["ticker_a", "ticker_b", "correlation", "p_value", "observations"]
 
@@ -26,22 +26,14 @@ def pearson_p_value(r: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(r) & (n >= 3), np.where(np.abs(r) >= 1.0, 0.0, p), np.nan)
 
 
-def pairwise_correlations(
-    returns_wide: pd.DataFrame, window: int | None = None, min_obs: int = 3
-) -> pd.DataFrame:
-    """Pearson correlations of every column pair (a < b by column order) over the last ``window`` rows.
+def pair_statistics(x: np.ndarray, min_obs: int = 3) -> tuple[np.ndarray, ...]:
+    """Pearson r, p-value and pair count of every column pair (a < b) of ``x`` (rows x columns, NaN = missing).
 
-    Each pair uses its pairwise-complete rows within the window.  Returns a long frame
-    ``ticker_a, ticker_b, correlation, p_value, observations``; correlation and p-value are NaN
-    when a pair has fewer than ``max(min_obs, 3)`` rows or a constant series.  Vectorised as
-    masked matrix products (centred per column first for precision).  ``window=None`` uses all rows.
+    Returns ``(a, b, r, p, n)`` arrays over the upper-triangle pairs; each pair uses its pairwise-complete rows,
+    and r/p are NaN below ``max(min_obs, 3)`` pairs or for a constant series. Vectorised as masked matrix
+    products (centred per column first for precision).
     """
-    data = returns_wide if window is None else returns_wide.iloc[-window:]
-    cols = list(data.columns)
-    k = len(cols)
-    if k < 2:
-        return pd.DataFrame({c: pd.Series(dtype=object if c.startswith("ticker") else float) for c in _COLUMNS})
-    x = data.to_numpy(dtype=float)
+    k = x.shape[1]
     mask = np.isfinite(x)
     m = mask.astype(float)
     with np.errstate(invalid="ignore"):
@@ -61,18 +53,26 @@ def pairwise_correlations(
     r = np.clip(r, -1.0, 1.0)
     iu, ju = np.triu_indices(k, k=1)
     n_pairs = n[iu, ju]
-    r_pairs = r[iu, ju]
     bad = (n_pairs < max(min_obs, 3)) | ~(var_a[iu, ju] > 0) | ~(var_b[iu, ju] > 0)
-    r_pairs = np.where(bad, np.nan, r_pairs)
-    return pd.DataFrame(
-        {
-            "ticker_a": np.asarray(cols, dtype=object)[iu],
-            "ticker_b": np.asarray(cols, dtype=object)[ju],
-            "correlation": r_pairs,
-            "p_value": pearson_p_value(r_pairs, n_pairs),
-            "observations": n_pairs.astype("int64"),
-        }
-    )
+    r_pairs = np.where(bad, np.nan, r[iu, ju])
+    return iu, ju, r_pairs, pearson_p_value(r_pairs, n_pairs), n_pairs.astype("int64")
+
+
+def pairwise_correlations(
+    returns_wide: pd.DataFrame, window: int | None = None, min_obs: int = 3
+) -> pd.DataFrame:
+    """Pearson correlations of every column pair (a < b by column order) over the last ``window`` rows.
+
+    A long frame ``ticker_a, ticker_b, correlation, p_value, observations`` (see :func:`pair_statistics`);
+    ``window=None`` uses all rows.
+    """
+    data = returns_wide if window is None else returns_wide.iloc[-window:]
+    cols = np.asarray(list(data.columns), dtype=object)
+    if len(cols) < 2:
+        return pd.DataFrame({c: pd.Series(dtype=object if c.startswith("ticker") else float) for c in _COLUMNS})
+    iu, ju, r, p, n = pair_statistics(data.to_numpy(dtype=float), min_obs)
+    return pd.DataFrame({"ticker_a": cols[iu], "ticker_b": cols[ju], "correlation": r, "p_value": p,
+                         "observations": n})
 
 
 def rolling_correlation(a: pd.Series, b: pd.Series, window: int, min_periods: int | None = None) -> pd.Series:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -22,6 +24,12 @@ class WarehouseResource(dg.ConfigurableResource):
         if self._warehouse is None:
             self._warehouse = open_warehouse(self.url)
         return self._warehouse
+
+    @contextmanager
+    def session(self) -> Iterator[Warehouse]:
+        """The warehouse with one connection held for an asset step (see `Warehouse.session`)."""
+        with self.get().session() as wh:
+            yield wh
 
 
 class LakeResource(dg.ConfigurableResource):

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from tracking_pipeline.lake.errors import LakeInputError
 from tracking_pipeline.lake.storage import Lake
@@ -25,17 +26,22 @@ def _shown(value: object) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def read_frame(lake: Lake, relative: str) -> pd.DataFrame:
-    """One CSV or Parquet file as a frame; a malformed or empty file is a LakeInputError naming it."""
+def read_frame(lake: Lake, relative: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """One CSV or Parquet file as a frame (only `columns`, matched case-insensitively, when given); a malformed
+    or empty file is a LakeInputError naming it."""
     where = lake.describe(relative)
     data = lake.read_bytes(relative)
     if not data.strip():
         raise LakeInputError(where, "file is empty")
+    wanted = None if columns is None else (lambda name: str(name).strip().lower() in columns)
     try:
         if relative.endswith(".parquet"):
-            frame = pd.read_parquet(io.BytesIO(data))
+            names = None
+            if wanted is not None:
+                names = [n for n in pq.read_schema(io.BytesIO(data)).names if wanted(n)]
+            frame = pd.read_parquet(io.BytesIO(data), columns=names)
         else:
-            frame = pd.read_csv(io.BytesIO(data))
+            frame = pd.read_csv(io.BytesIO(data), usecols=wanted)
     except Exception as exc:  # pandas/pyarrow raise many parser errors
         raise LakeInputError(where, f"cannot be read as {relative.rsplit('.', 1)[-1]}: {exc}") from exc
     frame.columns = [str(c).strip().lower() for c in frame.columns]
@@ -60,8 +66,14 @@ def _parse_dates(values: pd.Series, where: str, column: str) -> pd.Series:
 
 
 def _numeric(frame: pd.DataFrame, where: str, column: str) -> pd.Series:
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna() & frame[column].notna() & (frame[column].astype(str).str.strip() != "")
+    raw = frame[column]
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        return raw.astype("float64")
+    values = pd.to_numeric(raw, errors="coerce")
+    suspect = values.isna() & raw.notna()  # only these cells can be text that is not a number
+    bad = suspect.copy()
+    if suspect.any():
+        bad[suspect] = raw[suspect].astype(str).str.strip() != ""
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise LakeInputError(where, f"not a number: {_shown(frame[column].iloc[row])}", row=row + 1, field=column)
@@ -164,12 +176,12 @@ def priced_tickers(lake: Lake) -> set[str]:
     tickers: set[str] = set()
     for relative in lake.list("prices", TABLE_PATTERNS, recursive=True):
         try:
-            frame = read_frame(lake, relative)
+            frame = read_frame(lake, relative, columns=("ticker",))
             _require(frame, lake.describe(relative), ("ticker",))
         except LakeInputError as exc:
             lake.warn(f"tickers of {lake.describe(relative)} not read: {exc}")
             continue
-        tickers.update(frame["ticker"].dropna().astype(str).str.strip())
+        tickers.update(str(t).strip() for t in frame["ticker"].dropna().unique())
     return tickers
 
 

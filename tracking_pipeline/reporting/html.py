@@ -58,16 +58,18 @@ def line_chart(series: dict[str, pd.Series], width: int = 1100, height: int = 30
     pad = 40
     scale_y = (height - 2 * pad) / (hi - lo if hi > lo else 1.0)
 
-    def xy(day: pd.Timestamp, value: float) -> str:
-        x = pad + (day - start).days / span * (width - 2 * pad)
-        y = height - pad - (value - lo) * scale_y
-        return f"{x:.1f},{y:.1f}"
+    def points(s: pd.Series) -> str:
+        """SVG `points` text of a series, formatted in one vectorised pass."""
+        days = (pd.DatetimeIndex(s.index) - start).days.to_numpy(float)
+        x = np.round(pad + days / span * (width - 2 * pad), 1)
+        y = np.round(height - pad - (s.to_numpy(float) - lo) * scale_y, 1)
+        return " ".join(np.char.add(np.char.add(x.astype(str), ","), y.astype(str)).tolist())
 
     lines = []
     for name, s in frames.items():
-        points = " ".join(xy(d, v) for d, v in zip(s.index, s.to_numpy()))
+        points_text = points(s)
         lines.append(f'<polyline fill="none" stroke="{PALETTE.get(name, "#9333ea")}" stroke-width="1.6" '
-                     f'points="{points}"><title>{html.escape(name)}</title></polyline>')
+                     f'points="{points_text}"><title>{html.escape(name)}</title></polyline>')
     ticks = []
     for value in np.linspace(lo, hi, 5):
         y = height - pad - (value - lo) * scale_y

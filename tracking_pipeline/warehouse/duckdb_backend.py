@@ -1,8 +1,8 @@
 """DuckDB warehouse (the embedded default).
 
-DuckDB allows one writing process per file. Every access takes an exclusive advisory lock on `<file>.lock`
-(fcntl.flock) for the life of its short connection, so concurrent runs and processes queue instead of failing
-with lock errors; within a run the in-process executor keeps steps sequential.
+DuckDB allows one writing process per file. Every connection takes an exclusive advisory lock on `<file>.lock`
+(fcntl.flock) for its life (one call, or one asset step's `Warehouse.session()`), so concurrent runs and processes
+queue instead of failing with lock errors; within a run the in-process executor keeps steps sequential.
 """
 
 from __future__ import annotations
@@ -56,19 +56,20 @@ class DuckDBWarehouse(Warehouse):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
-    def _connection(self, write: bool) -> Iterator[Any]:
+    def _open(self) -> Iterator[Any]:
         with self._lock():
             conn = duckdb.connect(str(self.path))
             try:
-                if write:
-                    conn.begin()
                 yield conn
             finally:
                 conn.close()
 
+    def _begin(self, conn: Any) -> None:
+        conn.begin()
+
     def _insert(self, conn: Any, table: Table, frame: pd.DataFrame) -> None:
         # No try/finally around the INSERT: after a failed statement DuckDB rejects every call (unregister
-        # included) until ROLLBACK, which would mask the real error; the short-lived connection is closed anyway.
+        # included) until ROLLBACK, which would mask the real error; the next register replaces the view anyway.
         conn.register("_incoming", frame)
         cols = ", ".join(table.column_names)
         conn.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _incoming")

@@ -42,7 +42,7 @@ class PostgresWarehouse(Warehouse):
         return urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, "", ""))
 
     @contextmanager
-    def _connection(self, write: bool) -> Iterator[Any]:
+    def _open(self) -> Iterator[Any]:
         conn = psycopg2.connect(self._dsn)
         psycopg2.extras.register_default_jsonb(conn_or_curs=conn, loads=lambda text: text)
         try:

@@ -30,13 +30,13 @@ def price_data(context: AssetExecutionContext, lake: LakeResource,
     start, end = partition_window(context)
     source = lake.open()
     prices = load_prices(source, start, end)
-    wh = warehouse.get()
-    wh.replace(Write("price_data", prices, {"trade_date": (start.date(), end.date())}))
-    checks = price_check_results(wh, start, end)
-    return dg.MaterializeResult(
-        metadata=table_metadata(prices, "trade_date", source.warnings, tickers=int(prices["ticker"].nunique())),
-        check_results=checks,
-    )
+    with warehouse.session() as wh:
+        wh.replace(Write("price_data", prices, {"trade_date": (start.date(), end.date())}))
+        checks = price_check_results(wh, start, end)
+        return dg.MaterializeResult(
+            metadata=table_metadata(prices, "trade_date", source.warnings, tickers=int(prices["ticker"].nunique())),
+            check_results=checks,
+        )
 
 
 @dg.asset(
@@ -49,34 +49,34 @@ def price_data(context: AssetExecutionContext, lake: LakeResource,
 def market_features(context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource,
                     tracking: TrackingSettings) -> dg.MaterializeResult:
     start, end = partition_window(context)
-    wh = warehouse.get()
-    history = wh.query("SELECT trade_date, adj_close FROM price_data WHERE ticker = ? AND trade_date <= ? "
-                       "ORDER BY trade_date", [tracking.market_ticker, end.date()])
-    close = pd.Series(history["adj_close"].to_numpy(float), index=pd.DatetimeIndex(history["trade_date"]))
-    missing = window_sessions(start, end).difference(close.index)
-    if len(missing):
-        raise dg.Failure(description=(
-            f"market ticker {tracking.market_ticker!r} (TRACKING_MARKET_TICKER) has no price in price_data on "
-            f"{len(missing)} of the range's trading days, first {missing[0].date()}: add its bars to the lake's "
-            "prices/ (and materialize price_data) or choose another market ticker"))
-    frame = market_indicators(close).loc[start:end]
-    frame = frame.rename_axis("trade_date").reset_index()
-    source = lake.open()
-    extra = load_features(source)
-    frame = frame.merge(extra, on="trade_date", how="left")
-    extra_cols = [c for c in extra.columns if c not in ("trade_date", "vix_close")]
-    frame["features"] = [json.dumps({c: _clean(v) for c, v in zip(extra_cols, row)}, sort_keys=True)
-                         for row in frame[extra_cols].itertuples(index=False, name=None)] if extra_cols else None
-    if "vix_close" not in frame:
-        frame["vix_close"] = np.nan
-    frame = frame.drop(columns=extra_cols)
-    frame["market_ticker"] = tracking.market_ticker
-    wh.replace(Write("market_features", frame, {"trade_date": (start.date(), end.date())}))
-    missing = int(frame["sma_200"].isna().sum())
-    return dg.MaterializeResult(metadata=table_metadata(
-        frame, "trade_date", source.warnings, market_ticker=tracking.market_ticker,
-        days_without_sma_200=missing, lake_feature_columns=", ".join(c for c in extra.columns if c != "trade_date"),
-    ))
+    with warehouse.session() as wh:
+        history = wh.query("SELECT trade_date, adj_close FROM price_data WHERE ticker = ? AND trade_date <= ? "
+                           "ORDER BY trade_date", [tracking.market_ticker, end.date()])
+        close = pd.Series(history["adj_close"].to_numpy(float), index=pd.DatetimeIndex(history["trade_date"]))
+        missing = window_sessions(start, end).difference(close.index)
+        if len(missing):
+            raise dg.Failure(description=(
+                f"market ticker {tracking.market_ticker!r} (TRACKING_MARKET_TICKER) has no price in price_data on "
+                f"{len(missing)} of the range's trading days, first {missing[0].date()}: add its bars to the lake's "
+                "prices/ (and materialize price_data) or choose another market ticker"))
+        frame = market_indicators(close).loc[start:end]
+        frame = frame.rename_axis("trade_date").reset_index()
+        source = lake.open()
+        extra = load_features(source)
+        frame = frame.merge(extra, on="trade_date", how="left")
+        extra_cols = [c for c in extra.columns if c not in ("trade_date", "vix_close")]
+        frame["features"] = [json.dumps({c: _clean(v) for c, v in zip(extra_cols, row)}, sort_keys=True)
+                             for row in frame[extra_cols].itertuples(index=False, name=None)] if extra_cols else None
+        if "vix_close" not in frame:
+            frame["vix_close"] = np.nan
+        frame = frame.drop(columns=extra_cols)
+        frame["market_ticker"] = tracking.market_ticker
+        wh.replace(Write("market_features", frame, {"trade_date": (start.date(), end.date())}))
+        missing = int(frame["sma_200"].isna().sum())
+        return dg.MaterializeResult(metadata=table_metadata(
+            frame, "trade_date", source.warnings, market_ticker=tracking.market_ticker,
+            days_without_sma_200=missing, lake_feature_columns=", ".join(c for c in extra.columns if c != "trade_date"),
+        ))
 
 
 def _clean(value: object) -> object:

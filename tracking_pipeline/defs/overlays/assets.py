@@ -26,20 +26,20 @@ FEATURE_COLUMNS = ["close", "sma_50", "sma_200", "rsi_14", "momentum_63", "momen
 def overlay_signals(context: AssetExecutionContext, lake: LakeResource,
                     warehouse: WarehouseResource) -> dg.MaterializeResult:
     start, end = partition_window(context)
-    wh = warehouse.get()
-    features = wh.query(f"SELECT trade_date, {', '.join(FEATURE_COLUMNS)} FROM market_features "
-                        "WHERE trade_date <= ? ORDER BY trade_date", [end.date()])
-    features = features.set_index(pd.DatetimeIndex(features.pop("trade_date"))).astype(float)
-    source = lake.open()
-    frames, changes = [], {}
-    for model in available_models():
-        signals = compute_overlay_signals(model, features, load_model_config(source, model),
-                                          load_allocation_history(source, model))
-        window = signals.loc[start:end].rename_axis("trade_date").reset_index().assign(model=model)
-        frames.append(window)
-        changes[model] = int(window["trade_required"].sum())
-    rows = pd.concat(frames, ignore_index=True)
-    wh.replace(Write("overlay_signals", rows, {"trade_date": (start.date(), end.date())}))
-    shown = rows[["trade_date", "model", "target_allocation", "actual_allocation", "trade_required"]]
-    return dg.MaterializeResult(metadata=table_metadata(
-        shown, "trade_date", source.warnings, allocation_changes=dg.MetadataValue.json(changes)))
+    with warehouse.session() as wh:
+        features = wh.query(f"SELECT trade_date, {', '.join(FEATURE_COLUMNS)} FROM market_features "
+                            "WHERE trade_date <= ? ORDER BY trade_date", [end.date()])
+        features = features.set_index(pd.DatetimeIndex(features.pop("trade_date"))).astype(float)
+        source = lake.open()
+        frames, changes = [], {}
+        for model in available_models():
+            signals = compute_overlay_signals(model, features, load_model_config(source, model),
+                                              load_allocation_history(source, model))
+            window = signals.loc[start:end].rename_axis("trade_date").reset_index().assign(model=model)
+            frames.append(window)
+            changes[model] = int(window["trade_required"].sum())
+        rows = pd.concat(frames, ignore_index=True)
+        wh.replace(Write("overlay_signals", rows, {"trade_date": (start.date(), end.date())}))
+        shown = rows[["trade_date", "model", "target_allocation", "actual_allocation", "trade_required"]]
+        return dg.MaterializeResult(metadata=table_metadata(
+            shown, "trade_date", source.warnings, allocation_changes=dg.MetadataValue.json(changes)))

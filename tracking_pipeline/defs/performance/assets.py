@@ -39,28 +39,28 @@ class MetricsConfig(dg.Config):
 def portfolio_metrics(context: AssetExecutionContext, config: MetricsConfig, warehouse: WarehouseResource,
                       tracking: TrackingSettings) -> dg.MaterializeResult:
     t0 = time.monotonic()
-    wh = warehouse.get()
-    refresh = refresh_metrics(wh, tracking.risk_free_rate, full=config.full_refresh)
-    for message in refresh.errors.values():
-        context.log.error(message)
-    names = dict(zip(refresh.portfolios["portfolio_id"].to_list(), refresh.portfolios["name"].to_list()))
-    plan = {names[r["portfolio_id"]]: ("full" if r["full"] else f"from {r['since']}")
-            for r in refresh.plan.iter_rows(named=True)}
-    rows = refresh.rows
-    period_counts = rows.group_by("period_type").len().sort("period_type")
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": refresh.rows_total,
-            "rows_recomputed": rows.height,
-            "rows_total": refresh.rows_total,
-            "recomputed_by_period_type": dg.MetadataValue.json(dict(period_counts.iter_rows())),
-            "portfolios_recomputed": dg.MetadataValue.json(plan),
-            "portfolios_unchanged": len(refresh.unchanged),
-            "portfolios_failed": len(refresh.errors),
-            "risk_free_rate": tracking.risk_free_rate,
-            "kpi": dg.MetadataValue.md(kpi_table(wh, refresh.portfolios)),
-            "preview": preview(rows.filter(pl.col("period_type") == "month").to_pandas()),
-            "seconds": round(time.monotonic() - t0, 3),
-        },
-        check_results=metrics_check_results(wh, refresh),
-    )
+    with warehouse.session() as wh:
+        refresh = refresh_metrics(wh, tracking.risk_free_rate, full=config.full_refresh)
+        for message in refresh.errors.values():
+            context.log.error(message)
+        names = dict(zip(refresh.portfolios["portfolio_id"].to_list(), refresh.portfolios["name"].to_list()))
+        plan = {names[r["portfolio_id"]]: ("full" if r["full"] else f"from {r['since']}")
+                for r in refresh.plan.iter_rows(named=True)}
+        rows = refresh.rows
+        period_counts = rows.group_by("period_type").len().sort("period_type")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": refresh.rows_total,
+                "rows_recomputed": rows.height,
+                "rows_total": refresh.rows_total,
+                "recomputed_by_period_type": dg.MetadataValue.json(dict(period_counts.iter_rows())),
+                "portfolios_recomputed": dg.MetadataValue.json(plan),
+                "portfolios_unchanged": len(refresh.unchanged),
+                "portfolios_failed": len(refresh.errors),
+                "risk_free_rate": tracking.risk_free_rate,
+                "kpi": dg.MetadataValue.md(kpi_table(wh, refresh.portfolios)),
+                "preview": preview(rows.filter(pl.col("period_type") == "month").to_pandas()),
+                "seconds": round(time.monotonic() - t0, 3),
+            },
+            check_results=metrics_check_results(wh, refresh),
+        )

@@ -51,7 +51,8 @@ def portfolio_registry(context: AssetExecutionContext, lake: LakeResource, wareh
                        tracking: TrackingSettings):
     """Register portfolios from portfolios/*.yaml|json; a bad file is reported and the others still register."""
     source = lake.open()
-    definitions, holdings, errors = register_portfolios(source, warehouse.get(), tracking.market_ticker)
+    with warehouse.session() as wh:
+        definitions, holdings, errors = register_portfolios(source, wh, tracking.market_ticker)
     for file, message in errors.items():
         context.log.error(message)
     shown = definitions[["portfolio_id", "name", "start_date", "benchmark", "is_active"]]
@@ -74,29 +75,29 @@ def portfolio_registry(context: AssetExecutionContext, lake: LakeResource, wareh
 def portfolio_daily_nav(context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource,
                         tracking: TrackingSettings) -> dg.MaterializeResult:
     start, end = partition_window(context)
-    wh = warehouse.get()
-    source = lake.open()
-    costs = {m: float(get_model(m).resolve_config(load_model_config(source, m)).get("cost_bps", 0.0))
-             for m in available_models()}
-    only = portfolios_from_tag(context.run.tags.get(PORTFOLIO_TAG))
-    if only is not None:
-        context.log.info(f"run restricted to portfolio_id(s) {only} by tag {PORTFOLIO_TAG}")
-    try:
-        run = compute_nav_range(wh, start, end, tracking.rf_daily, costs, only)
-    except NavError as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    for name, message in run.errors.items():
-        context.log.error(f"portfolio {name!r} not updated: {message}")
-    if run.portfolio_ids:
-        wh.replace(Write("portfolio_daily_nav", run.rows,
-                         {"trade_date": (start.date(), end.date()), "portfolio_id": run.portfolio_ids}))
-    rows = run.rows
-    summary = _latest_summary(rows)
-    return dg.MaterializeResult(
-        metadata=table_metadata(rows, "trade_date", source.warnings, portfolios_updated=len(run.portfolio_ids),
-                                portfolios_failed=len(run.errors), latest=summary),
-        check_results=nav_check_results(wh, start, end, run),
-    )
+    with warehouse.session() as wh:
+        source = lake.open()
+        costs = {m: float(get_model(m).resolve_config(load_model_config(source, m)).get("cost_bps", 0.0))
+                 for m in available_models()}
+        only = portfolios_from_tag(context.run.tags.get(PORTFOLIO_TAG))
+        if only is not None:
+            context.log.info(f"run restricted to portfolio_id(s) {only} by tag {PORTFOLIO_TAG}")
+        try:
+            run = compute_nav_range(wh, start, end, tracking.rf_daily, costs, only)
+        except NavError as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        for name, message in run.errors.items():
+            context.log.error(f"portfolio {name!r} not updated: {message}")
+        if run.portfolio_ids:
+            wh.replace(Write("portfolio_daily_nav", run.rows,
+                             {"trade_date": (start.date(), end.date()), "portfolio_id": run.portfolio_ids}))
+        rows = run.rows
+        summary = _latest_summary(rows)
+        return dg.MaterializeResult(
+            metadata=table_metadata(rows, "trade_date", source.warnings, portfolios_updated=len(run.portfolio_ids),
+                                    portfolios_failed=len(run.errors), latest=summary),
+            check_results=nav_check_results(wh, start, end, run),
+        )
 
 
 def _latest_summary(rows: pd.DataFrame) -> dg.MetadataValue:

@@ -27,31 +27,31 @@ def report_file(name: str) -> str:
 )
 def performance_dashboard(context: AssetExecutionContext, warehouse: WarehouseResource,
                           tracking: TrackingSettings) -> dg.MaterializeResult:
-    wh = warehouse.get()
-    defs = wh.read_table("portfolio_definitions", "is_active")
-    nav = wh.read_table("portfolio_daily_nav")
-    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    returns = nav[nav["trade_date"] > nav.groupby(["portfolio_id", "variant"])["trade_date"].transform("min")]
-    metrics = period_metrics(
-        pl.from_pandas(returns[["portfolio_id", "variant", "trade_date", "daily_return"]]
-                       .rename(columns={"daily_return": "r"})).with_columns(pl.col("trade_date").cast(pl.Date)),
-        ["portfolio_id", "variant"], tracking.risk_free_rate, period_types=("all",),
-    ).to_pandas() if len(returns) else pd.DataFrame(columns=["portfolio_id", "variant"])
-    index_rows, written = [], []
-    for row in defs.itertuples(index=False):
-        mine = nav[nav["portfolio_id"] == row.portfolio_id]
-        if mine.empty:
-            continue
-        kpis = metrics[metrics["portfolio_id"] == row.portfolio_id]
-        name = report_file(row.name)
-        written.append(write_report(tracking.reports, name, portfolio_page(
-            row.name, row.description or "", mine, kpis, row.benchmark, generated)))
-        raw = kpis[kpis["variant"] == "raw"]
-        first = raw.iloc[0] if len(raw) else None
-        index_rows.append({"name": row.name, "file": name, "last_day": mine["trade_date"].max().date(),
-                           **{k: (float(first[k]) if first is not None and pd.notna(first[k]) else None)
-                              for k in ("total_return", "cagr", "sharpe_ratio", "max_drawdown")}})
-    index = write_report(tracking.reports, "index.html", index_page(index_rows, generated))
-    context.log.info(f"wrote {len(written)} portfolio pages and {index}")
-    return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(index), "pages": len(written),
-                                          "files": dg.MetadataValue.md("\n".join(f"- {w}" for w in written))})
+    with warehouse.session() as wh:
+        defs = wh.read_table("portfolio_definitions", "is_active")
+        nav = wh.read_table("portfolio_daily_nav")
+        generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        returns = nav[nav["trade_date"] > nav.groupby(["portfolio_id", "variant"])["trade_date"].transform("min")]
+        metrics = period_metrics(
+            pl.from_pandas(returns[["portfolio_id", "variant", "trade_date", "daily_return"]]
+                           .rename(columns={"daily_return": "r"})).with_columns(pl.col("trade_date").cast(pl.Date)),
+            ["portfolio_id", "variant"], tracking.risk_free_rate, period_types=("all",),
+        ).to_pandas() if len(returns) else pd.DataFrame(columns=["portfolio_id", "variant"])
+        index_rows, written = [], []
+        for row in defs.itertuples(index=False):
+            mine = nav[nav["portfolio_id"] == row.portfolio_id]
+            if mine.empty:
+                continue
+            kpis = metrics[metrics["portfolio_id"] == row.portfolio_id]
+            name = report_file(row.name)
+            written.append(write_report(tracking.reports, name, portfolio_page(
+                row.name, row.description or "", mine, kpis, row.benchmark, generated)))
+            raw = kpis[kpis["variant"] == "raw"]
+            first = raw.iloc[0] if len(raw) else None
+            index_rows.append({"name": row.name, "file": name, "last_day": mine["trade_date"].max().date(),
+                               **{k: (float(first[k]) if first is not None and pd.notna(first[k]) else None)
+                                  for k in ("total_return", "cagr", "sharpe_ratio", "max_drawdown")}})
+        index = write_report(tracking.reports, "index.html", index_page(index_rows, generated))
+        context.log.info(f"wrote {len(written)} portfolio pages and {index}")
+        return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(index), "pages": len(written),
+                                              "files": dg.MetadataValue.md("\n".join(f"- {w}" for w in written))})

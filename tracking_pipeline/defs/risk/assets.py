@@ -47,23 +47,23 @@ KINDS = {"duckdb", "postgres"}
 def position_market_betas(context: AssetExecutionContext, warehouse: WarehouseResource,
                           tracking: TrackingSettings) -> dg.MaterializeResult:
     start, end = partition_window(context)
-    wh = warehouse.get()
-    market = tracking.market_ticker
-    try:
-        rows = compute_betas(wh, start, end, market)
-    except RiskInputError as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    wh.replace(Write("position_market_betas", rows, {
-        "calc_date": (start.date(), end.date()), "window_days": [BETA_WINDOW], "method": [BETA_METHOD],
-        "market_index": [market]}))
-    last = rows[rows["calc_date"] == rows["calc_date"].max()].sort_values("beta", ascending=False)
-    return dg.MaterializeResult(
-        metadata=table_metadata(rows, "calc_date", market_index=market, window_days=BETA_WINDOW,
-                                tickers=int(rows["ticker"].nunique()),
-                                latest=preview(last[["calc_date", "ticker", "beta", "r_squared", "p_value",
-                                                     "observations"]], rows=200)),
-        check_results=beta_check_results(wh, start, end, market),
-    )
+    with warehouse.session() as wh:
+        market = tracking.market_ticker
+        try:
+            rows = compute_betas(wh, start, end, market)
+        except RiskInputError as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        wh.replace(Write("position_market_betas", rows, {
+            "calc_date": (start.date(), end.date()), "window_days": [BETA_WINDOW], "method": [BETA_METHOD],
+            "market_index": [market]}))
+        last = rows[rows["calc_date"] == rows["calc_date"].max()].sort_values("beta", ascending=False)
+        return dg.MaterializeResult(
+            metadata=table_metadata(rows, "calc_date", market_index=market, window_days=BETA_WINDOW,
+                                    tickers=int(rows["ticker"].nunique()),
+                                    latest=preview(last[["calc_date", "ticker", "beta", "r_squared", "p_value",
+                                                         "observations"]], rows=200)),
+            check_results=beta_check_results(wh, start, end, market),
+        )
 
 
 @dg.asset(
@@ -77,31 +77,31 @@ def position_market_betas(context: AssetExecutionContext, warehouse: WarehouseRe
 def portfolio_snapshots(context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource,
                         tracking: TrackingSettings) -> dg.MaterializeResult:
     start, end = partition_window(context)
-    wh = warehouse.get()
-    source = lake.open()
-    try:
-        threshold = rebalance_threshold()
-        sectors = load_sectors(source)
-        benchmark = lru_cache(maxsize=None)(lambda code: load_benchmark_sector_weights(source, code))
-        run = compute_snapshots(wh, start, end, tracking.market_ticker, tracking.rf_daily, sectors, benchmark,
-                                threshold)
-    except (RiskInputError, LakeInputError, ValueError) as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    for name, message in run.errors.items():
-        context.log.error(f"portfolio {name!r}: no snapshots: {message}")
-    if run.portfolio_ids:
-        wh.replace(Write("portfolio_snapshots", run.rows,
-                         {"snapshot_date": (start.date(), end.date()), "portfolio_id": run.portfolio_ids}))
-    rows = run.rows.drop(columns=["sector_exposure"], errors="ignore")
-    return dg.MaterializeResult(
-        metadata=table_metadata(rows, "snapshot_date", source.warnings, rebalance_threshold=threshold,
-                                portfolios_updated=len(run.portfolio_ids), portfolios_failed=len(run.errors),
-                                latest=_latest_per_portfolio(wh, rows, "snapshot_date", [
-                                    "market_beta_weighted", "market_beta_direct", "hhi", "effective_num_positions",
-                                    "top_3_concentration", "realized_volatility_21d", "expected_volatility_21d",
-                                    "volatility_trend", "max_allocation_drift", "rebalance_recommended"])),
-        check_results=snapshot_check_results(wh, start, end, run),
-    )
+    with warehouse.session() as wh:
+        source = lake.open()
+        try:
+            threshold = rebalance_threshold()
+            sectors = load_sectors(source)
+            benchmark = lru_cache(maxsize=None)(lambda code: load_benchmark_sector_weights(source, code))
+            run = compute_snapshots(wh, start, end, tracking.market_ticker, tracking.rf_daily, sectors, benchmark,
+                                    threshold)
+        except (RiskInputError, LakeInputError, ValueError) as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        for name, message in run.errors.items():
+            context.log.error(f"portfolio {name!r}: no snapshots: {message}")
+        if run.portfolio_ids:
+            wh.replace(Write("portfolio_snapshots", run.rows,
+                             {"snapshot_date": (start.date(), end.date()), "portfolio_id": run.portfolio_ids}))
+        rows = run.rows.drop(columns=["sector_exposure"], errors="ignore")
+        return dg.MaterializeResult(
+            metadata=table_metadata(rows, "snapshot_date", source.warnings, rebalance_threshold=threshold,
+                                    portfolios_updated=len(run.portfolio_ids), portfolios_failed=len(run.errors),
+                                    latest=_latest_per_portfolio(wh, rows, "snapshot_date", [
+                                        "market_beta_weighted", "market_beta_direct", "hhi", "effective_num_positions",
+                                        "top_3_concentration", "realized_volatility_21d", "expected_volatility_21d",
+                                        "volatility_trend", "max_allocation_drift", "rebalance_recommended"])),
+            check_results=snapshot_check_results(wh, start, end, run),
+        )
 
 
 @dg.asset(
@@ -112,24 +112,24 @@ def portfolio_snapshots(context: AssetExecutionContext, lake: LakeResource, ware
 )
 def portfolio_stress_tests(context: AssetExecutionContext, warehouse: WarehouseResource,
                            tracking: TrackingSettings) -> dg.MaterializeResult:
-    wh = warehouse.get()
-    try:
-        run = compute_stress_tests(wh, tracking.market_ticker, tracking.rf_daily)
-    except RiskInputError as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    for name, message in run.errors.items():
-        context.log.error(f"portfolio {name!r}: no stress tests: {message}")
-    if run.portfolio_ids:
-        wh.replace(Write("portfolio_stress_tests", run.rows, {"portfolio_id": run.portfolio_ids}))
-    rows = run.rows
-    latest = rows[rows["snapshot_date"] == rows.groupby("portfolio_id")["snapshot_date"].transform("max")] \
-        if len(rows) else rows
-    return dg.MaterializeResult(
-        metadata=table_metadata(rows, "snapshot_date", portfolios=len(run.portfolio_ids),
-                                latest=_with_names(wh, latest, ["snapshot_date", "scenario", "market_shock",
-                                                                "expected_return", "expected_pnl"])),
-        check_results=stress_check_results(wh),
-    )
+    with warehouse.session() as wh:
+        try:
+            run = compute_stress_tests(wh, tracking.market_ticker, tracking.rf_daily)
+        except RiskInputError as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        for name, message in run.errors.items():
+            context.log.error(f"portfolio {name!r}: no stress tests: {message}")
+        if run.portfolio_ids:
+            wh.replace(Write("portfolio_stress_tests", run.rows, {"portfolio_id": run.portfolio_ids}))
+        rows = run.rows
+        latest = rows[rows["snapshot_date"] == rows.groupby("portfolio_id")["snapshot_date"].transform("max")] \
+            if len(rows) else rows
+        return dg.MaterializeResult(
+            metadata=table_metadata(rows, "snapshot_date", portfolios=len(run.portfolio_ids),
+                                    latest=_with_names(wh, latest, ["snapshot_date", "scenario", "market_shock",
+                                                                    "expected_return", "expected_pnl"])),
+            check_results=stress_check_results(wh),
+        )
 
 
 @dg.asset(
@@ -142,42 +142,43 @@ def portfolio_stress_tests(context: AssetExecutionContext, warehouse: WarehouseR
 def asset_performance_metrics(context: AssetExecutionContext, warehouse: WarehouseResource,
                               tracking: TrackingSettings) -> dg.MaterializeResult:
     start, end = partition_window(context)
-    wh = warehouse.get()
-    rows = compute_asset_metrics(wh, start, end, tracking.market_ticker, tracking.rf_daily)
-    wh.replace(Write("asset_performance_metrics", rows, {"trade_date": (start.date(), end.date())}))
-    shown = rows[["trade_date", "ticker", "sma_50", "rsi_14", "macd", "atr_14", "return_1y", "volatility_1y",
-                  "beta_1y", "sharpe_1y"]] if len(rows) else rows
-    return dg.MaterializeResult(
-        metadata=table_metadata(shown, "trade_date", tickers=int(rows["ticker"].nunique()) if len(rows) else 0),
-        check_results=metric_check_results(wh, start, end),
-    )
+    with warehouse.session() as wh:
+        rows = compute_asset_metrics(wh, start, end, tracking.market_ticker, tracking.rf_daily)
+        wh.replace(Write("asset_performance_metrics", rows, {"trade_date": (start.date(), end.date())}))
+        shown = rows[["trade_date", "ticker", "sma_50", "rsi_14", "macd", "atr_14", "return_1y", "volatility_1y",
+                      "beta_1y", "sharpe_1y"]] if len(rows) else rows
+        return dg.MaterializeResult(
+            metadata=table_metadata(shown, "trade_date", tickers=int(rows["ticker"].nunique()) if len(rows) else 0),
+            check_results=metric_check_results(wh, start, end),
+        )
 
 
 @dg.asset(
     group_name=GROUP, pool="warehouse", deps=[price_data, "portfolio_holdings"], check_specs=CORRELATION_CHECKS,
     kinds=KINDS,
-    description=f"Pairwise correlations of daily returns (with p-values) over {', '.join(map(str, CORRELATION_WINDOWS))} "
-                "sessions among the tickers held by active portfolios, on every month end and the latest day.",
+    description="Pairwise correlations of daily returns (with p-values) over "
+                f"{', '.join(map(str, CORRELATION_WINDOWS))} sessions among the tickers held by active portfolios, "
+                "on every month end and the latest day; only dates whose rows changed are rewritten.",
 )
 def asset_correlations(context: AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    wh = warehouse.get()
-    end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
-    portfolios = load_active_portfolios(wh, pd.Timestamp(end)) if end is not None else []
-    rows = compute_correlations(wh, portfolios)
-    changed = changed_correlation_dates(wh, rows)
-    if changed:
-        written = rows[rows["calc_date"].isin(pd.DatetimeIndex(changed))] if len(rows) else rows
-        wh.replace(Write("asset_correlations", written, {"calc_date": changed}))
-    top = rows
-    if len(rows):
-        last = rows[(rows["calc_date"] == rows["calc_date"].max()) & (rows["window_days"] == 60)]
-        top = last.reindex(last["correlation"].abs().sort_values(ascending=False).index).head(10)
-    return dg.MaterializeResult(
-        metadata=table_metadata(rows, "calc_date", calc_dates=int(rows["calc_date"].nunique()) if len(rows) else 0,
-                                calc_dates_written=len(changed),
-                                strongest_60d=preview(top, rows=10)),
-        check_results=correlation_check_results(wh),
-    )
+    with warehouse.session() as wh:
+        end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
+        portfolios = load_active_portfolios(wh, pd.Timestamp(end)) if end is not None else []
+        rows = compute_correlations(wh, portfolios)
+        changed = changed_correlation_dates(wh, rows)
+        if changed:
+            written = rows[rows["calc_date"].isin(pd.DatetimeIndex(changed))] if len(rows) else rows
+            wh.replace(Write("asset_correlations", written, {"calc_date": changed}))
+        top = rows
+        if len(rows):
+            last = rows[(rows["calc_date"] == rows["calc_date"].max()) & (rows["window_days"] == 60)]
+            top = last.reindex(last["correlation"].abs().sort_values(ascending=False).index).head(10)
+        return dg.MaterializeResult(
+            metadata=table_metadata(rows, "calc_date", calc_dates=int(rows["calc_date"].nunique()) if len(rows) else 0,
+                                    calc_dates_written=len(changed),
+                                    strongest_60d=preview(top, rows=10)),
+            check_results=correlation_check_results(wh),
+        )
 
 
 def _with_names(wh: Warehouse, frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:

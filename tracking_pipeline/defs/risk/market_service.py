@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tracking_pipeline.analytics.betas import cap_beta, rolling_market_betas, rolling_ols
-from tracking_pipeline.analytics.correlations import pairwise_correlations
+from tracking_pipeline.analytics.correlations import pair_statistics
 from tracking_pipeline.analytics.indicators import (
     TRADING_DAYS, atr, bollinger, ema, macd, momentum, obv, realized_volatility, rsi, simple_returns, sma,
     stochastic,
@@ -159,19 +159,29 @@ def compute_correlations(wh: Warehouse, portfolios: list[Portfolio],
         return pd.DataFrame()
     px = price_frames(wh, None, pd.Timestamp(end), tickers)["adj_close"]
     returns = simple_returns(px)
+    values = returns.to_numpy(float)
+    columns = {t: i for i, t in enumerate(returns.columns)}
+    names = np.asarray(list(returns.columns), dtype=object)
     priced_days = px.index[px.notna().any(axis=1)]
     first_start = min(p.start for p in portfolios)
-    frames = []
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("calc_date", "window_days", "ticker_a", "ticker_b",
+                                                          "correlation", "p_value", "observations")}
     for day in correlation_dates(priced_days[priced_days >= first_start]):
-        held = [t for t in held_tickers_on(portfolios, day) if t in returns.columns]
-        history = returns.loc[:day, held]
+        held = np.array([columns[t] for t in held_tickers_on(portfolios, day) if t in columns], dtype=int)
+        if len(held) < 2:
+            continue
+        row = returns.index.get_loc(day) + 1
         for window in windows:
-            pairs = pairwise_correlations(history, window, min_obs=correlation_min_obs(window))
-            pairs = pairs[pairs["correlation"].notna()]
-            frames.append(pairs.assign(calc_date=day, window_days=window))
-    if not frames:
+            a, b, r, p, n = pair_statistics(values[max(row - window, 0):row, held], correlation_min_obs(window))
+            ok = np.isfinite(r)
+            for key, value in (("ticker_a", names[held[a[ok]]]), ("ticker_b", names[held[b[ok]]]),
+                               ("correlation", r[ok]), ("p_value", p[ok]), ("observations", n[ok]),
+                               ("calc_date", np.full(int(ok.sum()), day.to_datetime64())),
+                               ("window_days", np.full(int(ok.sum()), window))):
+                parts[key].append(value)
+    if not parts["calc_date"]:
         return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+    return pd.DataFrame({k: np.concatenate(v) for k, v in parts.items()})
 
 
 CORRELATION_FINGERPRINT_TOL = 1e-9
