@@ -1,12 +1,13 @@
 """The warehouse on a real DuckDB file and a real PostgreSQL database: schema on first use, scoped atomic
 replacement, refusal of out-of-scope rows, rollback on failure, JSON and awkward text round trips, and concurrent
-DuckDB writers from two processes."""
+DuckDB writers from two processes, and sessions (one connection held across calls)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import multiprocessing
+import threading
 
 import duckdb
 import pandas as pd
@@ -174,3 +175,56 @@ def test_concurrent_duckdb_writers_from_two_processes_serialise(tmp_path):
     got = stored(open_warehouse(path))
     assert len(got) == 6
     assert set(got["adj_close"]) == {float(rounds), rounds + 1.0, rounds + 2.0}
+
+
+def test_a_session_reuses_one_connection_and_survives_a_failed_write(url):
+    wh = open_warehouse(url)
+    opened = []
+    real_open = wh._open
+
+    def counting_open():  # noqa: ANN202 - wraps the real backend connection, counting how often it connects
+        opened.append(1)
+        return real_open()
+
+    wh._open = counting_open
+    with wh.session() as held:
+        assert held is wh
+        wh.replace(Write("price_data", bars(D, ["AAA"], 10.0), {"trade_date": (D[0], D[-1])}))
+        with wh.session():  # re-entrant: the inner block uses the same connection
+            assert len(stored(wh)) == 3
+        with pytest.raises(Exception):  # duplicate keys: the transaction rolls back, the session goes on
+            wh.replace(Write("price_data", pd.concat([bars(D, ["BBB"], 1.0)] * 2), {"trade_date": (D[0], D[-1])}))
+        assert set(stored(wh)["ticker"]) == {"AAA"}
+        wh.replace(Write("price_data", bars(D, ["CCC"], 5.0), {"ticker": ["CCC"]}))
+        assert wh.scalar("SELECT COUNT(*) FROM price_data") == 6
+    assert len(opened) == 1
+    assert len(stored(wh)) == 6 and len(opened) == 2  # outside a session every call connects again
+
+
+def _hold_session(path: str, held, release) -> None:  # noqa: ANN001
+    wh = open_warehouse(path)
+    with wh.session():
+        wh.replace(Write("price_data", bars(D, ["AAA"], 1.0), {"ticker": ["AAA"]}))
+        held.set()
+        release.wait(60)
+        wh.replace(Write("price_data", bars(D, ["AAA"], 2.0), {"ticker": ["AAA"]}))
+
+
+def test_a_duckdb_session_keeps_other_processes_waiting_until_it_ends(tmp_path):
+    path = str(tmp_path / "session.duckdb")
+    open_warehouse(path).ensure_schema()
+    ctx = multiprocessing.get_context("spawn")
+    held, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_session, args=(path, held, release))
+    holder.start()
+    assert held.wait(60)
+    result = {}
+    reader = threading.Thread(target=lambda: result.setdefault("n", open_warehouse(path).scalar(
+        "SELECT MAX(adj_close) FROM price_data")))
+    reader.start()
+    reader.join(1.0)
+    assert reader.is_alive() and not result  # queued on the file lock, not failing
+    release.set()
+    reader.join(60)
+    holder.join(60)
+    assert holder.exitcode == 0 and result["n"] == 2.0 + len(D) - 1  # it saw the session's last write

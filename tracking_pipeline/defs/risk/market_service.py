@@ -61,10 +61,15 @@ def price_frames(wh: Warehouse, start: pd.Timestamp | None, end: pd.Timestamp,
                      params)
     first = start if start is not None else (frame["trade_date"].min() if len(frame) else end)
     days = sessions_between(first, end)
+    names, ticker_pos = np.unique(frame["ticker"].to_numpy(str), return_inverse=True)
+    day_pos = days.get_indexer(pd.DatetimeIndex(frame["trade_date"]))
+    on_session = day_pos >= 0  # (key: date, ticker) rows are unique, so each cell is set at most once
+    index = pd.Index(days, name="trade_date")
     out = {}
     for column in columns:
-        wide = frame.pivot(index="trade_date", columns="ticker", values=column).astype(float)
-        out[column] = wide.reindex(days).sort_index(axis=1).rename_axis(index="trade_date", columns="ticker")
+        cells = np.full((len(days), len(names)), np.nan)
+        cells[day_pos[on_session], ticker_pos[on_session]] = frame[column].to_numpy(float)[on_session]
+        out[column] = pd.DataFrame(cells, index=index, columns=pd.Index(names.astype(object), name="ticker"))
     return out
 
 
