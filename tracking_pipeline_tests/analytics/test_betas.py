@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from scipy import stats
 from statsmodels.regression.rolling import RollingOLS
 
-from tracking_pipeline.analytics.betas import cap_beta, ols_beta, rolling_market_betas, rolling_ols
+from tracking_pipeline.analytics.betas import (
+    PARALLEL_MIN_CELLS, cap_beta, ols_beta, rolling_market_betas, rolling_ols, two_sided_t_p_value,
+)
 from tracking_pipeline_tests.helpers import demo_returns
 
 TICKERS = ["AAPL", "JNJ", "NVDA", "XOM"]
@@ -150,3 +153,16 @@ def test_long_table_is_date_major_with_the_wide_values() -> None:
     wide = table.pivot(index="calc_date", columns="ticker", values="alpha").reindex(index=r.index, columns=TICKERS)
     np.testing.assert_array_equal(wide.to_numpy(), res["alpha"])
     assert len(table) == int(np.isfinite(res["beta"]).sum())
+
+
+@pytest.mark.parametrize("cells", [7, PARALLEL_MIN_CELLS + 1001])
+def test_t_p_values_equal_scipy_in_one_call_and_in_chunks(cells: int) -> None:
+    rng = np.random.default_rng(3)
+    t = rng.standard_t(5, cells) * 4
+    dof = rng.integers(1, 120, cells).astype(float)
+    t[:3], dof[3] = [np.inf, -np.inf, np.nan], np.nan
+    got = two_sided_t_p_value(t.reshape(-1, 1), dof.reshape(-1, 1))
+    assert got.shape == (cells, 1)
+    want = 2 * stats.t.sf(np.abs(t), dof)
+    np.testing.assert_allclose(got[:, 0], want, rtol=1e-12, atol=1e-300)
+    assert got[0, 0] == 0.0 and got[1, 0] == 0.0 and np.isnan(got[2, 0]) and np.isnan(got[3, 0])
