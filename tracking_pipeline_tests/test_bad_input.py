@@ -151,6 +151,12 @@ def test_rows_dated_on_non_trading_days_are_ignored_with_a_warning(tracking_env)
     assert [str(d)[:10] for d in stored["trade_date"]] == ["2018-07-02", "2018-07-05"]
     warnings = materialization_metadata(result, "price_data")["lake_warnings"].value
     assert "prices/extra.csv: 2 row(s) dated on a non-trading day ignored, first row 2 (ZZZ on 2018-07-04)" in warnings
+    # rows keep their file numbering after the ignored ones: a conflict on row 3 is reported as row 3
+    write_raw(tracking_env.lake / "prices" / "extra.csv",
+              HEADER + "2018-07-07,ZZZ,11\n" + GOOD_ROW + "2018-07-02,ZZZ,12\n")
+    failed = run_assets(defs, instance, ("price_data",), D1, "2018-07-09", raise_on_error=False)
+    [message] = step_failure_messages(failed)
+    assert "row 2" in message and "row 3" in message, message
 
 
 def test_an_unreadable_price_file_does_not_block_registration(tracking_env):

@@ -28,20 +28,17 @@ __all__ = [
     "ols_beta",
     "cap_beta",
     "rolling_market_betas",
+    "two_sided_t_p_value",
 ]
 
 BETA_CAP = 5.0
 COLUMN_BLOCK = 256
 """Columns fitted at a time by ``rolling_ols`` (bounds its temporaries; results equal to rounding whatever it is)."""
-
-_OUTPUTS = ("beta", "alpha", "r_squared", "std_error", "p_value", "observations")
-
-
 PARALLEL_MIN_CELLS = 50_000
 """Below this many cells the Student-t p-values are computed in one call; above, in one chunk per core."""
-
-
 WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+_OUTPUTS = ("beta", "alpha", "r_squared", "std_error", "p_value", "observations")
 
 
 @lru_cache(maxsize=1)

@@ -143,9 +143,10 @@ def load_prices(lake: Lake, start: dt.date | str | None = None, end: dt.date | s
     frames = []
     for relative in files:
         where = lake.describe(relative)
-        frame = drop_non_sessions(lake, validate_prices(read_frame(lake, relative), where), where)
+        frame = validate_prices(read_frame(lake, relative), where)
         frame[SOURCE_FILE] = where
-        frame[SOURCE_ROW] = np.arange(1, len(frame) + 1)
+        frame[SOURCE_ROW] = np.arange(1, len(frame) + 1)  # numbered before any row is left out
+        frame = drop_non_sessions(lake, frame, where)
         if start is not None:
             frame = frame[frame["trade_date"] >= pd.Timestamp(start)]
         if end is not None:

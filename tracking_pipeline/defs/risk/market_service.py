@@ -8,7 +8,6 @@ frames and returns the rows to write.
 from __future__ import annotations
 
 import datetime as dt
-
 import math
 from collections.abc import Iterable, Sequence
 
