@@ -11,11 +11,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -86,6 +88,17 @@ def header(title: str) -> None:
     print(f"load average at start: {load_average()} (other processes share this machine)")
 
 
+def best_of(fn: Callable[[], T], repeat: int) -> tuple[float, T, int]:
+    """Call `fn` once to warm up, then `repeat` (at least 1) timed times: (best seconds, last result, runs)."""
+    fn()
+    timings, result = [], None
+    for _ in range(max(repeat, 1)):
+        t0 = time.perf_counter()
+        result = fn()
+        timings.append(time.perf_counter() - t0)
+    return min(timings), result, len(timings)
+
+
 def figure(name: str, value: str) -> None:
     """A result line (`FIGURE name: value`); the smoke test looks for these."""
     print(f"FIGURE {name}: {value}", flush=True)
@@ -107,19 +120,10 @@ def postgres_problem() -> str | None:
 @contextmanager
 def postgres_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database (dropped afterwards); yields its URL."""
-    import psycopg2
+    from tracking_pipeline.warehouse.postgres_backend import scratch_database
 
-    name = f"tp_bench_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(POSTGRES_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with scratch_database(POSTGRES_ADMIN_URL, "tp_bench") as url:
+        yield url
 
 
 def dagster_home(root: Path, postgres_url: str | None = None) -> Path:

@@ -25,7 +25,7 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from _common import DEMO_END, DEMO_START, figure, header  # noqa: E402
+from _common import DEMO_END, DEMO_START, best_of, figure, header  # noqa: E402
 
 GOAL = 100.0
 WINDOW = 90
@@ -118,20 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     returns, market = demo_returns(args.quick)
     print(f"input: {returns.shape[1]} tickers x {returns.shape[0]} sessions ({DEMO_START}..{DEMO_END}), "
           f"market {market}")
-    ours(returns, market)  # warm-up
-    timings = []
-    for _ in range(max(args.repeat, 1)):
-        t0 = time.perf_counter()
-        rows = ours(returns, market)
-        timings.append(time.perf_counter() - t0)
-    t_ours = min(timings)
+    t_ours, rows, runs = best_of(lambda: ours(returns, market), args.repeat)
     reference(returns[[market]], market)  # warm-up (imports, first-call overheads)
     t0 = time.perf_counter()
     ref = reference(returns, market)
     t_ref = time.perf_counter() - t0
     n_full, equal, mismatches = compare(rows, ref)
     figure("betas rows", f"{len(rows)} rows, {n_full} on full {WINDOW}-day windows")
-    figure("betas ours", f"{t_ours * 1000:.1f} ms (best of {len(timings)})")
+    figure("betas ours", f"{t_ours * 1000:.1f} ms (best of {runs})")
     figure("betas statsmodels", f"{t_ref * 1000:.0f} ms")
     speedup = t_ref / t_ours
     figure("betas speedup", f"{speedup:.0f}x; goal >= {GOAL:.0f}x {'met' if speedup >= GOAL else 'MISSED'}")

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import polars as pl  # noqa: E402
 
-from _common import ROOT, figure, header  # noqa: E402
+from _common import ROOT, best_of, figure, header  # noqa: E402
 
 GOAL = 20.0
 RTOL = 1e-9
@@ -168,20 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     n_series = series.select("portfolio_id", "variant").unique().height
     print(f"series from {source}: {series['portfolio_id'].n_unique()} portfolios, {n_series} series "
           f"(variants incl. benchmark), {series.height} daily returns, rf {rf}")
-    ours(series, rf)  # warm-up (polars thread pool, imports)
-    timings = []
-    for _ in range(max(args.repeat, 1)):
-        t0 = time.perf_counter()
-        rows = ours(series, rf)
-        timings.append(time.perf_counter() - t0)
-    t_ours = min(timings)
+    t_ours, rows, runs = best_of(lambda: ours(series, rf), args.repeat)
     library_metrics(np.array([0.01, -0.01, 0.02]), np.array([0.0, 0.01, -0.01]), 0.0)  # warm-up imports
     t0 = time.perf_counter()
     ref = reference(series, rf)
     t_ref = time.perf_counter() - t0
     equal, n_rows, null_by_contract, mismatches = compare(rows, ref)
     figure("metrics rows", f"{rows.height} rows ({n_series} series x {rows['period_type'].n_unique()} period types)")
-    figure("metrics ours", f"{t_ours * 1000:.1f} ms (best of {len(timings)})")
+    figure("metrics ours", f"{t_ours * 1000:.1f} ms (best of {runs})")
     figure("metrics libraries", f"{t_ref * 1000:.0f} ms")
     speedup = t_ref / t_ours
     figure("metrics speedup", f"{speedup:.0f}x; goal >= {GOAL:.0f}x {'met' if speedup >= GOAL else 'MISSED'}")

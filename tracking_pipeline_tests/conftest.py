@@ -7,13 +7,13 @@ database each. When the server is unreachable they fail under CI (CI=true) and s
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from tracking_pipeline.warehouse.postgres_backend import scratch_database
 from tracking_pipeline_tests.helpers import make_lake
 
 POSTGRES_ADMIN_URL = os.environ.get("TRACKING_TEST_POSTGRES_URL", "postgresql://postgres@localhost/postgres")
@@ -68,26 +68,14 @@ def _postgres_available() -> str | None:
 @pytest.fixture
 def postgres_url() -> str:
     """A fresh, empty PostgreSQL database for this test (dropped afterwards)."""
-    import psycopg2
-
     problem = _postgres_available()
     if problem:
         message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {problem}"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    name = f"tp_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(POSTGRES_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with scratch_database(POSTGRES_ADMIN_URL, "tp_test") as url:
+        yield url
 
 
 DEPLOY_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.yaml"

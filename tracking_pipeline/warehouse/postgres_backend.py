@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -67,6 +68,25 @@ class PostgresWarehouse(Warehouse):
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
         with conn.cursor() as cur:
             cur.execute(_placeholders(sql), list(params))
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the server of `admin_url` (for tests and benchmarks), dropped on exit; yields
+    its URL (same scheme and credentials as `admin_url`)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(_dsn(admin_url))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")
+        try:
+            yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        admin.close()
 
 
 def _placeholders(sql: str) -> str:
