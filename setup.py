@@ -26,7 +26,6 @@ setup(
         "boto3==1.44.5",
         "psycopg2-binary==2.9.13",
         "PyYAML==6.0.3",
-        "tabulate==0.10.0",
         "requests==2.34.2",
     ],
     extras_require={

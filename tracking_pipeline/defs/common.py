@@ -8,6 +8,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 import pandas as pd
 
+from tracking_pipeline.reporting.markdown import markdown_table
 from tracking_pipeline.trading_calendar import nyse_sessions, sessions_between
 
 SINGLE_RUN = dg.BackfillPolicy.single_run()
@@ -31,16 +32,12 @@ def window_sessions(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
 
 
 def preview(frame: pd.DataFrame, rows: int = 8) -> dg.MetadataValue:
-    """A small markdown preview of a frame for the UI."""
+    """A small markdown preview of a frame's last rows for the UI (floats to 6 decimals)."""
     if frame.empty:
         return dg.MetadataValue.md("_no rows_")
-    shown = frame.tail(rows).copy()
-    for column in shown.columns:
-        if pd.api.types.is_datetime64_any_dtype(shown[column]):
-            shown[column] = shown[column].dt.date
-        elif pd.api.types.is_float_dtype(shown[column]):
-            shown[column] = shown[column].round(6)
-    return dg.MetadataValue.md(shown.to_markdown(index=False))
+    shown = frame.tail(rows)
+    floats = [c for c in shown.columns if pd.api.types.is_float_dtype(shown[c])]
+    return dg.MetadataValue.md(markdown_table(shown.round({c: 6 for c in floats})))
 
 
 def table_metadata(frame: pd.DataFrame, date_column: str | None, warnings: list[str] | None = None,

@@ -496,6 +496,24 @@ def test_no_look_ahead(model):
     assert not base.loc[~upto, "signals"].equals(pert.loc[base.index[~upto], "signals"])
 
 
+@pytest.mark.parametrize("model", ["conservative", "trend_regime_v2"])
+@pytest.mark.parametrize("since_row", [0, 1, 449, 599])
+def test_since_returns_the_tail_of_the_full_run(model, since_row):
+    """`since` (what a nightly run asks for) gives exactly the full run's rows from that date, held and
+    allocation-history rows included; a date between sessions starts at the next row."""
+    f = market_features()
+    history = pd.Series([0.33, 0.77], index=[f.index[300], f.index[450]])
+    full = compute_overlay_signals(model, f, allocation_history=history)
+    since = f.index[since_row]
+    tail = compute_overlay_signals(model, f, allocation_history=history, since=since)
+    pd.testing.assert_frame_equal(tail, full.loc[since:])
+    between = compute_overlay_signals(model, f, allocation_history=history,
+                                      since=since - pd.Timedelta(hours=12))
+    pd.testing.assert_frame_equal(between, full.loc[since:])
+    after = compute_overlay_signals(model, f, since=f.index[-1] + pd.Timedelta(days=1))
+    assert after.empty and list(after.columns) == list(full.columns)
+
+
 def test_frame_target_matches_signals_loop_model_rows():
     f = market_features(n=400, seed=5)
     tgt, impacts, signals = get_model("trend_regime_v2").target(f)

@@ -158,11 +158,19 @@ def _to_python_list(values: Any, n: int) -> list:
     return out
 
 
-def _rows(columns: Mapping[str, Any], n: int) -> list[dict]:
-    """Column dict -> list of per-row dicts (JSON-friendly values)."""
+def _rows(columns: Mapping[str, Any], n: int, first: int = 0) -> list[dict]:
+    """Column dict -> list of per-row dicts (JSON-friendly values) for rows ``first..n-1``."""
     keys = list(columns)
-    lists = [_to_python_list(columns[k], n) for k in keys]
+    lists = [_to_python_list(_tail(columns[k], n, first), n - first) for k in keys]
     return [dict(zip(keys, vals)) for vals in zip(*lists)] if keys else [{} for _ in range(n)]
+
+
+def _tail(values: Any, n: int, first: int) -> Any:
+    """Rows ``first..`` of a length-``n`` column; scalars (one value for every row) unchanged."""
+    if first == 0 or np.isscalar(values) or values is None:
+        return values
+    values = values if isinstance(values, np.ndarray) else np.asarray(list(values), dtype=object)
+    return values[first:] if len(values) == n else values
 
 
 def _is_number(value: Any) -> bool:
@@ -281,6 +289,7 @@ class OverlayModel:
         features: pd.DataFrame,
         config_overrides: Mapping[str, Any] | None = None,
         allocation_history: pd.Series | pd.DataFrame | None = None,
+        since: pd.Timestamp | None = None,
     ) -> pd.DataFrame:
         """Daily overlay decisions; see :func:`tracking_pipeline.analytics.overlays.compute_overlay_signals`."""
         config = self.resolve_config(config_overrides)
@@ -324,14 +333,18 @@ class OverlayModel:
             trade[i] = abs(a - prev) > 1e-12
             prev = a
 
+        # the recursion above needs every day; the JSON columns are built only for the rows returned
+        first = 0 if since is None else int(index.searchsorted(pd.Timestamp(since)))
         base = float(ev.base)
-        signal_rows = _rows(ev.signals, n)
-        impact_rows = _rows(ev.impacts, n)
-        target_list = clean_round(target).tolist()
-        model_target_list = _to_python_list(model_target, n)
-        for i in range(n):
+        signal_rows = _rows(ev.signals, n, first)
+        impact_rows = _rows(ev.impacts, n, first)
+        target_list = clean_round(target[first:]).tolist()
+        model_target_list = _to_python_list(model_target[first:], n - first)
+        missing = ev.missing[first:]
+        source = source[first:]
+        for i in range(n - first):
             sig = signal_rows[i]
-            sig["missing_features"] = ev.missing[i]
+            sig["missing_features"] = missing[i]
             if source[i] == 1:
                 sig["source"] = SOURCE_MODEL
                 sig["held"] = False
@@ -345,11 +358,12 @@ class OverlayModel:
                 sig["model_target"] = model_target_list[i]
                 impact_rows[i] = {"allocation_history": round(target_list[i] - base, DECIMALS) + 0.0}
 
+        index = index[first:]
         return pd.DataFrame(
             {
-                "target_allocation": target,
-                "actual_allocation": actual,
-                "trade_required": trade,
+                "target_allocation": target[first:],
+                "actual_allocation": actual[first:],
+                "trade_required": trade[first:],
                 "signals": pd.Series(signal_rows, index=index, dtype=object),
                 "impacts": pd.Series(impact_rows, index=index, dtype=object),
             },

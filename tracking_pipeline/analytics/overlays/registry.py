@@ -64,6 +64,7 @@ def compute_overlay_signals(
     features: pd.DataFrame,
     config_overrides: Mapping[str, Any] | None = None,
     allocation_history: pd.Series | None = None,
+    since: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Daily decisions of overlay ``model_name`` over ``features`` (one row per trading day).
 
@@ -83,6 +84,7 @@ def compute_overlay_signals(
     * actual = target if ``|target - prev| >= rebalance_threshold`` (1e-9 tolerance) else ``prev``;
     * trade_required = actual != prev.
 
-    Row ``t`` depends only on feature rows <= t and allocation_history dates <= t.
+    Row ``t`` depends only on feature rows <= t and allocation_history dates <= t. ``since``: return only
+    the rows from that date on (the rules still run from the first row, so they equal a full run's rows).
     """
-    return get_model(model_name).compute_signals(features, config_overrides, allocation_history)
+    return get_model(model_name).compute_signals(features, config_overrides, allocation_history, since)

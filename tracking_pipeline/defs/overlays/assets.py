@@ -34,7 +34,7 @@ def overlay_signals(context: AssetExecutionContext, lake: LakeResource,
         frames, changes = [], {}
         for model in available_models():
             signals = compute_overlay_signals(model, features, load_model_config(source, model),
-                                              load_allocation_history(source, model))
+                                              load_allocation_history(source, model), since=start)
             window = signals.loc[start:end].rename_axis("trade_date").reset_index().assign(model=model)
             frames.append(window)
             changes[model] = int(window["trade_required"].sum())

@@ -36,6 +36,7 @@ from tracking_pipeline.analytics.metrics import (
     compute_metrics,
     validate_returns,
 )
+from tracking_pipeline.reporting.markdown import markdown_table
 from tracking_pipeline.trading_calendar import next_session_on_or_after
 from tracking_pipeline.warehouse import Warehouse, Write
 
@@ -369,7 +370,7 @@ def kpi_table(wh: Warehouse, portfolios: pl.DataFrame) -> str:
         "Sharpe": frame["sharpe_ratio"].map(num), "max drawdown": frame["max_drawdown"].map(pct),
         "volatility": frame["volatility"].map(pct),
     })
-    return shown.to_markdown(index=False)
+    return markdown_table(shown)
 
 
 # --------------------------------------------------------------------------- fallback

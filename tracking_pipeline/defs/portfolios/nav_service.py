@@ -55,19 +55,32 @@ def load_active_portfolios(wh: Warehouse, end: pd.Timestamp, only: list[int] | N
         defs = defs[defs["portfolio_id"].astype("int64").isin(only)]
     if defs.empty:
         return []
-    holdings = wh.read_table("portfolio_holdings")
+    effective_weights = _effective_weights(wh.read_table("portfolio_holdings"))
     sessions = nyse_sessions()
     out = []
     for row in defs.itertuples(index=False):
         start = next_session_on_or_after(row.start_date)
         if start > end:
             continue
-        mine = holdings[holdings["portfolio_id"] == row.portfolio_id]
-        effective = [(pd.Timestamp(d), dict(zip(g["ticker"], g["weight"].astype(float))))
-                     for d, g in mine.groupby("effective_date")]
+        effective = effective_weights.get(int(row.portfolio_id), [])
         config = json.loads(row.config) if isinstance(row.config, str) else (row.config or {})
         out.append(Portfolio(int(row.portfolio_id), row.name, start, float(row.initial_nav),
                              tuple(config.get("variants", [RAW])), rebalance_schedule(effective, start, sessions)))
+    return out
+
+
+def _effective_weights(holdings: pd.DataFrame) -> dict[int, list[tuple[pd.Timestamp, dict[str, float]]]]:
+    """`portfolio_holdings` rows (ordered by portfolio, effective date, ticker) as each portfolio's list of
+    (effective date, {ticker: weight}); one pass over plain arrays, no per-group pandas indexing."""
+    ids = holdings["portfolio_id"].to_numpy("int64")
+    dates = holdings["effective_date"].to_numpy("datetime64[ns]")
+    tickers = holdings["ticker"].tolist()
+    weights = holdings["weight"].to_numpy(float).tolist()
+    starts = np.flatnonzero(np.r_[True, (ids[1:] != ids[:-1]) | (dates[1:] != dates[:-1])]) if len(ids) else []
+    out: dict[int, list[tuple[pd.Timestamp, dict[str, float]]]] = {}
+    for first, stop in zip(starts, [*starts[1:], len(ids)]):
+        out.setdefault(int(ids[first]), []).append(
+            (pd.Timestamp(dates[first]), dict(zip(tickers[first:stop], weights[first:stop]))))
     return out
 
 

@@ -60,7 +60,7 @@ def price_frames(wh: Warehouse, start: pd.Timestamp | None, end: pd.Timestamp,
                      params)
     first = start if start is not None else (frame["trade_date"].min() if len(frame) else end)
     days = sessions_between(first, end)
-    names, ticker_pos = np.unique(frame["ticker"].to_numpy(str), return_inverse=True)
+    ticker_pos, names = pd.factorize(frame["ticker"], sort=True)  # hashing: ~10x faster than np.unique on text
     day_pos = days.get_indexer(pd.DatetimeIndex(frame["trade_date"]))
     on_session = day_pos >= 0  # (key: date, ticker) rows are unique, so each cell is set at most once
     index = pd.Index(days, name="trade_date")
@@ -68,7 +68,7 @@ def price_frames(wh: Warehouse, start: pd.Timestamp | None, end: pd.Timestamp,
     for column in columns:
         cells = np.full((len(days), len(names)), np.nan)
         cells[day_pos[on_session], ticker_pos[on_session]] = frame[column].to_numpy(float)[on_session]
-        out[column] = pd.DataFrame(cells, index=index, columns=pd.Index(names.astype(object), name="ticker"))
+        out[column] = pd.DataFrame(cells, index=index, columns=pd.Index(names, dtype=object, name="ticker"))
     return out
 
 
