@@ -69,7 +69,7 @@ def test_partitions_are_exactly_the_nyse_sessions():
     assert "2023-07-03" in keys and "2023-07-05" in keys
     for closed in ("2023-07-04", "2023-07-01", "2023-07-02", "2022-12-26", "2018-12-05", "2020-04-10"):
         assert closed not in keys, closed  # holiday, weekend, observed Christmas, Bush funeral, Good Friday
-    assert all(pd.Timestamp(k).dayofweek < 5 for k in keys)
+    assert all(pd.Timestamp(k).day_of_week < 5 for k in keys)
 
 
 def test_daily_job_uses_the_trading_day_partitions(tracking_env):

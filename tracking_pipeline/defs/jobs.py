@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from tracking_pipeline.defs.partitions import trading_days
 
 DAILY_GROUPS = ("market", "overlays", "portfolios", "risk")
 
@@ -16,7 +15,7 @@ daily_selection = dg.AssetSelection.all().materializable() - dg.AssetSelection.a
     - UNPARTITIONED_RISK
 
 daily_assets_job = dg.define_asset_job(
-    "daily_assets_job", selection=daily_selection, partitions_def=trading_days,
+    "daily_assets_job", selection=daily_selection,  # partitioned by trading_days, inferred from the assets
     description="Every trading-day-partitioned asset: prices, features, overlay signals, NAV, betas, snapshots.",
 )
 registry_job = dg.define_asset_job(

@@ -193,8 +193,8 @@ def _snapshot_rows(p: Portfolio, weights: pd.DataFrame, returns: pd.DataFrame, m
     beta, r2, obs = held_values("beta"), held_values("r_squared"), held_values("observations")
     complete = ~(held & np.isnan(beta)).any(axis=1)  # every held position has a beta
     wv = w.to_numpy()
-    with np.errstate(invalid="ignore"):
-        obs_min = np.where(held.any(axis=1), np.nanmin(np.where(held, obs, np.inf), axis=1), np.nan)
+    fewest = np.min(np.where(held & ~np.isnan(obs), obs, np.inf), axis=1)  # inf: no held position has a count
+    obs_min = np.where(np.isfinite(fewest), fewest, np.nan)
     direct = rolling_ols(r.to_numpy(float), market_returns.reindex(history).to_numpy(float), BETA_WINDOW,
                          BETA_MIN_OBS)["beta"]
     rets = r.iloc[1:]
