@@ -19,7 +19,7 @@ from tracking_pipeline.analytics.overlays import (
     variant_nav,
     variant_returns,
 )
-from tracking_pipeline.analytics.overlays.base import ModelEvaluation, feature_array, finish_target
+from tracking_pipeline.analytics.overlays.base import ModelEvaluation, _rows, feature_array, finish_target
 from tracking_pipeline.analytics.overlays.trend_regime_v2 import confirm_regimes
 
 # ------------------------------------------------------------------------------------------------
@@ -512,6 +512,13 @@ def test_since_returns_the_tail_of_the_full_run(model, since_row):
     pd.testing.assert_frame_equal(between, full.loc[since:])
     after = compute_overlay_signals(model, f, since=f.index[-1] + pd.Timedelta(days=1))
     assert after.empty and list(after.columns) == list(full.columns)
+
+
+def test_row_dicts_from_a_start_row():
+    columns = {"x": np.array([0.1, np.nan, 0.3, 0.4]), "label": "same", "n": np.array([1, 2, 3, 4])}
+    assert _rows(columns, 4, 2) == [{"x": 0.3, "label": "same", "n": 3}, {"x": 0.4, "label": "same", "n": 4}]
+    assert _rows(columns, 4) == _rows(columns, 4, 0) and _rows(columns, 4)[1]["x"] is None
+    assert _rows({}, 4, 1) == [{}, {}, {}]
 
 
 def test_frame_target_matches_signals_loop_model_rows():

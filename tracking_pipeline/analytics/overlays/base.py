@@ -162,7 +162,7 @@ def _rows(columns: Mapping[str, Any], n: int, first: int = 0) -> list[dict]:
     """Column dict -> list of per-row dicts (JSON-friendly values) for rows ``first..n-1``."""
     keys = list(columns)
     lists = [_to_python_list(_tail(columns[k], n, first), n - first) for k in keys]
-    return [dict(zip(keys, vals)) for vals in zip(*lists)] if keys else [{} for _ in range(n)]
+    return [dict(zip(keys, vals)) for vals in zip(*lists)] if keys else [{} for _ in range(n - first)]
 
 
 def _tail(values: Any, n: int, first: int) -> Any:
