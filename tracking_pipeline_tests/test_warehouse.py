@@ -228,3 +228,17 @@ def test_a_duckdb_session_keeps_other_processes_waiting_until_it_ends(tmp_path):
     reader.join(60)
     holder.join(60)
     assert holder.exitcode == 0 and result["n"] == 2.0 + len(D) - 1  # it saw the session's last write
+
+
+def test_duckdb_files_attached_to_one_process_stay_apart_and_are_released(tmp_path):
+    """Every DuckDB warehouse in a process shares one in-memory instance (files are ATTACHed per session): two
+    files used in nested sessions keep their own rows, and a finished session leaves the file to any process."""
+    a, b = open_warehouse(str(tmp_path / "a.duckdb")), open_warehouse(str(tmp_path / "b.duckdb"))
+    with a.session(), b.session():
+        a.replace(Write("price_data", bars(D, ["AAA"], 1.0), {"ticker": ["AAA"]}))
+        b.replace(Write("price_data", bars(D[:1], ["BBB"], 2.0), {"ticker": ["BBB"]}))
+        assert a.scalar("SELECT COUNT(*) FROM price_data") == 3
+    assert set(stored(b)["ticker"]) == {"BBB"} and set(stored(a)["ticker"]) == {"AAA"}
+    with duckdb.connect(str(tmp_path / "a.duckdb")) as conn:  # a plain connection: no lock left behind
+        conn.execute("DELETE FROM price_data WHERE ticker = 'AAA'")
+    assert a.scalar("SELECT COUNT(*) FROM price_data") == 0  # the next session sees the file as it is now

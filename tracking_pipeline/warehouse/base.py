@@ -121,8 +121,8 @@ class Warehouse(ABC):
     @contextmanager
     def session(self) -> Iterator["Warehouse"]:
         """Keep one connection open for every call made inside (an asset step's reads, writes and checks) instead
-        of connecting for each: a DuckDB connection costs ~15 ms, and a nightly run makes ~150 calls. For DuckDB
-        the file lock is held for the session, so other processes queue for its length. Re-entrant."""
+        of connecting for each (a nightly run makes ~150 calls). For DuckDB the file lock is held for the
+        session, so other processes queue for its length. Re-entrant."""
         if self._held is not None:
             yield self
             return

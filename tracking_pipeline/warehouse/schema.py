@@ -91,6 +91,9 @@ TABLES: dict[str, Table] = {
            "calc_date:date window_days:int ticker_a:text ticker_b:text correlation:float p_value:float "
            "observations:int",
            "calc_date window_days ticker_a ticker_b", "calc_date"),
+        _t("input_fingerprints",
+           "asset:text calc_date:date fingerprint:text row_count:int",
+           "asset calc_date"),
         _t("alerts",
            "alert_id:text created_at:timestamp run_id:text job_name:text step_key:text error:text",
            "alert_id"),

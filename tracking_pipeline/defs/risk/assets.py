@@ -23,8 +23,8 @@ from tracking_pipeline.defs.risk.checks import (
     correlation_check_results, metric_check_results, snapshot_check_results, stress_check_results,
 )
 from tracking_pipeline.defs.risk.market_service import (
-    BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, RiskInputError, changed_correlation_dates, compute_asset_metrics,
-    compute_betas, compute_correlations,
+    BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, CORRELATIONS, RiskInputError, compute_asset_metrics, compute_betas,
+    refresh_correlations,
 )
 from tracking_pipeline.defs.risk.portfolio_service import (
     THRESHOLD_ENV, compute_snapshots, compute_stress_tests, rebalance_threshold,
@@ -158,25 +158,28 @@ def asset_performance_metrics(context: AssetExecutionContext, warehouse: Warehou
     kinds=KINDS,
     description="Pairwise correlations of daily returns (with p-values) over "
                 f"{', '.join(map(str, CORRELATION_WINDOWS))} sessions among the tickers held by active portfolios, "
-                "on every month end and the latest day; only dates whose rows changed are rewritten.",
+                "on every month end and the latest day; only dates whose inputs changed are recomputed.",
 )
 def asset_correlations(context: AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.session() as wh:
         end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
         portfolios = load_active_portfolios(wh, pd.Timestamp(end)) if end is not None else []
-        rows = compute_correlations(wh, portfolios)
-        changed = changed_correlation_dates(wh, rows)
-        if changed:
-            written = rows[rows["calc_date"].isin(pd.DatetimeIndex(changed))] if len(rows) else rows
-            wh.replace(Write("asset_correlations", written, {"calc_date": changed}))
-        top = rows
-        if len(rows):
-            last = rows[(rows["calc_date"] == rows["calc_date"].max()) & (rows["window_days"] == 60)]
-            top = last.reindex(last["correlation"].abs().sort_values(ascending=False).index).head(10)
+        run = refresh_correlations(wh, portfolios)
+        if run.dates:
+            wh.replace(Write("asset_correlations", run.rows, {"calc_date": run.dates}),
+                       Write("input_fingerprints", run.fingerprints, {"asset": [CORRELATIONS], "calc_date": run.dates}))
+        last = wh.query("SELECT calc_date, window_days, ticker_a, ticker_b, correlation, p_value, observations "
+                        "FROM asset_correlations WHERE window_days = 60 AND calc_date = "
+                        "(SELECT MAX(calc_date) FROM asset_correlations) ORDER BY ABS(correlation) DESC, ticker_a, "
+                        "ticker_b LIMIT 10")
+        stored = wh.query("SELECT COUNT(*) AS n, COUNT(DISTINCT calc_date) AS dates, MIN(calc_date) AS first, "
+                          "MAX(calc_date) AS last FROM asset_correlations").iloc[0]
         return dg.MaterializeResult(
-            metadata=table_metadata(rows, "calc_date", calc_dates=int(rows["calc_date"].nunique()) if len(rows) else 0,
-                                    calc_dates_written=len(changed),
-                                    strongest_60d=preview(top, rows=10)),
+            metadata={"dagster/row_count": int(stored["n"]), "calc_dates": int(stored["dates"]),
+                      "first_date": str(pd.Timestamp(stored["first"]).date()) if stored["dates"] else "",
+                      "last_date": str(pd.Timestamp(stored["last"]).date()) if stored["dates"] else "",
+                      "calc_dates_written": len(run.dates), "rows_written": len(run.rows),
+                      "preview": preview(last, rows=10)},
             check_results=correlation_check_results(wh),
         )
 

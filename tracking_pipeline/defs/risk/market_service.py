@@ -8,8 +8,10 @@ frames and returns the rows to write.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,9 @@ BETA_METHOD = "OLS_SIMPLE"
 RETURN_HORIZONS = {"return_1m": 21, "return_3m": 63, "return_6m": 126, "return_1y": 252, "return_3y": 756,
                    "return_5y": 1260}
 CORRELATION_WINDOWS = (20, 60, 252)
+CORRELATIONS = "asset_correlations"
+WINDOWED_LOOKBACK = TRADING_DAYS + 8
+"""Sessions before a range's first day that the windowed indicators read (the longest window: 252 returns)."""
 
 
 def correlation_min_obs(window: int) -> int:
@@ -93,25 +98,29 @@ def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
     """`asset_performance_metrics` rows (one per ticker and day priced in [start, end]).
 
     Recursive indicators (EMA, RSI, MACD, ATR, OBV) depend on where the series starts, so the whole stored
-    history is read every time: a partition re-run then gives exactly the values of a full backfill. High and
-    low are put on the adjusted scale (times adj_close / close) so ATR and the stochastic ignore splits."""
+    history is read every time: a partition re-run then gives exactly the values of a full backfill. The
+    windowed ones (SMA, Bollinger, stochastic, 1-year volatility, beta and Sharpe) only need their window, so they
+    run on the last `WINDOWED_LOOKBACK` sessions before `start` onwards (a nightly run: ~260 rows, not all).
+    High and low are put on the adjusted scale (times adj_close / close) so ATR and the stochastic ignore splits."""
     frames = price_frames(wh, None, end, columns=("adj_close", "close", "high", "low", "volume"))
     px = frames["adj_close"]
     if px.empty:
         return pd.DataFrame()
     factor = px / frames["close"]
     high, low = frames["high"] * factor, frames["low"] * factor
-    returns = simple_returns(px)
-    market_returns = returns[market] if market in returns else pd.Series(np.nan, index=returns.index)
     macd_line, macd_signal, _ = macd(px)
-    mid, upper, lower = bollinger(px, 20, 2.0)
-    stoch_k, stoch_d = stochastic(high, low, px)
+    recent = slice(max(int(px.index.searchsorted(start)) - WINDOWED_LOOKBACK, 0), None)
+    px_w, high_w, low_w = px.iloc[recent], high.iloc[recent], low.iloc[recent]
+    returns = simple_returns(px_w)
+    market_returns = returns[market] if market in returns else pd.Series(np.nan, index=returns.index)
+    mid, upper, lower = bollinger(px_w, 20, 2.0)
+    stoch_k, stoch_d = stochastic(high_w, low_w, px_w)
     excess = returns - rf_d
     rolling = excess.rolling(TRADING_DAYS, min_periods=TRADING_DAYS)
     sd = rolling.std(ddof=1)
     beta = rolling_ols(returns.to_numpy(float), market_returns.to_numpy(float), TRADING_DAYS, TRADING_DAYS)["beta"]
     metrics: dict[str, pd.DataFrame] = {
-        "sma_20": sma(px, 20), "sma_50": sma(px, 50), "sma_200": sma(px, 200),
+        "sma_20": sma(px_w, 20), "sma_50": sma(px_w, 50), "sma_200": sma(px_w, 200),
         "ema_12": ema(px, 12), "ema_26": ema(px, 26), "rsi_14": rsi(px, 14),
         "macd": macd_line, "macd_signal": macd_signal,
         "bollinger_mid": mid, "bollinger_upper": upper, "bollinger_lower": lower,
@@ -119,7 +128,7 @@ def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
         "obv": obv(px, frames["volume"]).where(frames["volume"].notna()),
         **{name: momentum(px, n) for name, n in RETURN_HORIZONS.items()},
         "volatility_1y": realized_volatility(returns, TRADING_DAYS),
-        "beta_1y": pd.DataFrame(cap_beta(beta), index=px.index, columns=px.columns),
+        "beta_1y": pd.DataFrame(cap_beta(beta), index=px_w.index, columns=px_w.columns),
         "sharpe_1y": (rolling.mean() / sd.where(sd > 0)) * math.sqrt(TRADING_DAYS),
     }
     window = px.loc[start:end]
@@ -151,64 +160,118 @@ def correlation_dates(days: pd.DatetimeIndex) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(month_ends.to_numpy()).union(days[-1:])
 
 
-def compute_correlations(wh: Warehouse, portfolios: list[Portfolio],
-                         windows: Sequence[int] = CORRELATION_WINDOWS) -> pd.DataFrame:
-    """`asset_correlations` rows: on every month end and the last priced day, the pairwise correlations (with
-    p-values) of the daily returns of the tickers then held by active portfolios, over each window.
+@dataclass(frozen=True)
+class CorrelationInputs:
+    """What `asset_correlations` is computed from: daily returns (sessions x tickers) and, per calc date, the
+    row just after the date and the column positions of the tickers then held (at least two)."""
 
-    A pair's row needs paired returns on at least 80% of the window's sessions."""
+    returns: np.ndarray
+    names: np.ndarray
+    held: dict[pd.Timestamp, tuple[int, np.ndarray]]
+
+
+def correlation_inputs(wh: Warehouse, portfolios: list[Portfolio]) -> CorrelationInputs | None:
+    """Returns of every ticker the portfolios ever hold, and the held columns on each month end and the last
+    priced day from the first portfolio start (dates holding fewer than two priced tickers are left out)."""
     tickers = sorted({t for p in portfolios for _, w in p.schedule for t in w})
     end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
     if not tickers or end is None:
-        return pd.DataFrame()
+        return None
     px = price_frames(wh, None, pd.Timestamp(end), tickers)["adj_close"]
     returns = simple_returns(px)
-    values = returns.to_numpy(float)
     columns = {t: i for i, t in enumerate(returns.columns)}
-    names = np.asarray(list(returns.columns), dtype=object)
     priced_days = px.index[px.notna().any(axis=1)]
     first_start = min(p.start for p in portfolios)
+    held = {}
+    for day in correlation_dates(priced_days[priced_days >= first_start]):
+        cols = np.array([columns[t] for t in held_tickers_on(portfolios, day) if t in columns], dtype=int)
+        if len(cols) >= 2:
+            held[day] = (returns.index.get_loc(day) + 1, cols)
+    return CorrelationInputs(returns.to_numpy(float), np.asarray(list(returns.columns), dtype=object), held)
+
+
+CORRELATION_VERSION = "pearson-pairwise-v1"
+"""Part of every input fingerprint: change it when the computation changes, so every date is recomputed."""
+
+
+def correlation_fingerprints(inputs: CorrelationInputs,
+                             windows: Sequence[int] = CORRELATION_WINDOWS) -> dict[pd.Timestamp, str]:
+    """Per calc date, a hash of everything its rows depend on: the held tickers, their returns over the longest
+    window up to the date (NaN included) and the windows. Equal fingerprints mean equal rows."""
+    longest = max(windows)
+    out = {}
+    for day, (row, cols) in inputs.held.items():
+        digest = hashlib.blake2b(f"{CORRELATION_VERSION}|{list(windows)}|{'|'.join(inputs.names[cols])}".encode(),
+                                 digest_size=16)
+        digest.update(np.ascontiguousarray(inputs.returns[max(row - longest, 0):row, cols]).tobytes())
+        out[day] = digest.hexdigest()
+    return out
+
+
+def correlation_rows(inputs: CorrelationInputs | None, dates: Iterable[pd.Timestamp],
+                     windows: Sequence[int] = CORRELATION_WINDOWS) -> pd.DataFrame:
+    """`asset_correlations` rows of `dates` (calc dates of `inputs`; None only with no dates): every held pair
+    and window with paired returns on at least 80% of the window's sessions."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("calc_date", "window_days", "ticker_a", "ticker_b",
                                                           "correlation", "p_value", "observations")}
-    for day in correlation_dates(priced_days[priced_days >= first_start]):
-        held = np.array([columns[t] for t in held_tickers_on(portfolios, day) if t in columns], dtype=int)
-        if len(held) < 2:
-            continue
-        row = returns.index.get_loc(day) + 1
+    for day in sorted(dates):
+        row, held = inputs.held[day]  # type: ignore[union-attr]
         for window in windows:
-            a, b, r, p, n = pair_statistics(values[max(row - window, 0):row, held], correlation_min_obs(window))
+            a, b, r, p, n = pair_statistics(inputs.returns[max(row - window, 0):row, held],
+                                            correlation_min_obs(window))
             ok = np.isfinite(r)
-            for key, value in (("ticker_a", names[held[a[ok]]]), ("ticker_b", names[held[b[ok]]]),
+            for key, value in (("ticker_a", inputs.names[held[a[ok]]]), ("ticker_b", inputs.names[held[b[ok]]]),
                                ("correlation", r[ok]), ("p_value", p[ok]), ("observations", n[ok]),
                                ("calc_date", np.full(int(ok.sum()), day.to_datetime64())),
                                ("window_days", np.full(int(ok.sum()), window))):
                 parts[key].append(value)
     if not parts["calc_date"]:
-        return pd.DataFrame()
+        return pd.DataFrame({k: pd.Series(dtype=float) for k in parts})
     return pd.DataFrame({k: np.concatenate(v) for k, v in parts.items()})
 
 
-CORRELATION_FINGERPRINT_TOL = 1e-9
-"""Absolute tolerance on a date's sums of correlations and p-values when comparing computed with stored rows."""
+def compute_correlations(wh: Warehouse, portfolios: list[Portfolio],
+                         windows: Sequence[int] = CORRELATION_WINDOWS) -> pd.DataFrame:
+    """`asset_correlations` rows of every calc date: on every month end and the last priced day, the pairwise
+    correlations (with p-values) of the daily returns of the tickers then held by active portfolios, over each
+    window (what a full rewrite would store)."""
+    inputs = correlation_inputs(wh, portfolios)
+    if inputs is None:
+        return pd.DataFrame()
+    return correlation_rows(inputs, inputs.held, windows)
 
 
-def changed_correlation_dates(wh: Warehouse, rows: pd.DataFrame) -> list[dt.date]:
-    """The calc_dates whose `asset_correlations` rows must be (re)written: computed dates whose row count, sum of
-    observations, or sums of correlations and p-values differ from the stored ones, and stored dates no longer
-    computed (the previous run's latest day once the month goes on). A nightly run thus rewrites one or two dates,
-    while any change of prices or holdings in the look-back still shows up and is rewritten."""
-    stored = wh.query("SELECT calc_date, COUNT(*) AS n, SUM(observations) AS obs, SUM(correlation) AS corr, "
-                      "SUM(p_value) AS p FROM asset_correlations GROUP BY calc_date")
-    stored = stored.set_index(pd.DatetimeIndex(stored["calc_date"])).drop(columns="calc_date").astype(float)
-    if len(rows):
-        computed = rows.assign(n=1.0).groupby("calc_date").agg(
-            n=("n", "sum"), obs=("observations", "sum"), corr=("correlation", "sum"), p=("p_value", "sum"))
-        computed.index = pd.DatetimeIndex(computed.index)
-    else:
-        computed = pd.DataFrame(columns=["n", "obs", "corr", "p"], index=pd.DatetimeIndex([]), dtype=float)
-    both = computed.add_suffix("_new").join(stored, how="outer")
-    differs = pd.Series(False, index=both.index)
-    for column in ("n", "obs", "corr", "p"):
-        new, old = both[f"{column}_new"], both[column]
-        differs |= new.isna() | old.isna() | ((new - old).abs() > CORRELATION_FINGERPRINT_TOL)
-    return [d.date() for d in both.index[differs]]
+@dataclass(frozen=True)
+class CorrelationRefresh:
+    """A run's work: the calc dates to rewrite (recomputed or gone), their new rows and input fingerprints."""
+
+    dates: list[dt.date]
+    rows: pd.DataFrame
+    fingerprints: pd.DataFrame
+
+
+def refresh_correlations(wh: Warehouse, portfolios: list[Portfolio],
+                         windows: Sequence[int] = CORRELATION_WINDOWS) -> CorrelationRefresh:
+    """Compute only the calc dates whose inputs changed since they were stored.
+
+    A date is recomputed when its input fingerprint differs from the stored one, or is missing, or the stored
+    row count no longer matches the table; stored dates that are no longer calc dates (the previous run's latest
+    day once the month goes on) are dropped. A nightly run thus computes one date, while a restated price or
+    changed holding in any look-back still recomputes every date whose windows see it."""
+    inputs = correlation_inputs(wh, portfolios)
+    fingerprints = correlation_fingerprints(inputs, windows) if inputs is not None else {}
+    stored = wh.query("SELECT f.calc_date, f.fingerprint, f.row_count, COALESCE(c.n, 0) AS n "
+                      "FROM input_fingerprints f LEFT JOIN (SELECT calc_date, COUNT(*) AS n FROM asset_correlations "
+                      "GROUP BY calc_date) c ON c.calc_date = f.calc_date WHERE f.asset = ?", [CORRELATIONS])
+    unchanged = {pd.Timestamp(r.calc_date) for r in stored.itertuples(index=False)
+                 if fingerprints.get(pd.Timestamp(r.calc_date)) == r.fingerprint and r.row_count == r.n}
+    stale = set(pd.DatetimeIndex(wh.query("SELECT DISTINCT calc_date FROM asset_correlations")["calc_date"]))
+    stale |= set(pd.DatetimeIndex(stored["calc_date"]))
+    todo = sorted(set(fingerprints) - unchanged)
+    rows = correlation_rows(inputs, todo, windows)
+    counts = rows.groupby("calc_date").size() if len(rows) else pd.Series(dtype="int64")
+    prints = pd.DataFrame({"asset": CORRELATIONS, "calc_date": pd.DatetimeIndex(todo),
+                           "fingerprint": [fingerprints[d] for d in todo],
+                           "row_count": [int(counts.get(d, 0)) for d in todo]})
+    dates = sorted({d.date() for d in todo} | {d.date() for d in stale - set(fingerprints)})
+    return CorrelationRefresh(dates, rows, prints)
