@@ -97,12 +97,14 @@ def step_failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     return out
 
 
-VOLATILE_COLUMNS = ("created_at", "updated_at")
+VOLATILE_COLUMNS = ("created_at", "updated_at", "fingerprint")
+"""Wall-clock columns, and input fingerprints (hashes of exact input bits: runs whose numbers agree within a
+tolerance need not share them; their keys and row counts are still compared)."""
 VOLATILE_TABLES = ("alerts",)
 
 
 def table_snapshot(wh) -> dict[str, pd.DataFrame]:  # noqa: ANN001 - a Warehouse
-    """Every declared table's rows in key order, JSON parsed and wall-clock columns dropped, for comparisons
+    """Every declared table's rows in key order, JSON parsed and volatile columns dropped, for comparisons
     across runs and backends."""
     import json
 

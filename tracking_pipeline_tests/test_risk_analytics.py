@@ -13,7 +13,9 @@ from tracking_pipeline.analytics.concentration import (
     BUILTIN_SP500_SECTOR_WEIGHTS, UNCLASSIFIED, allocation_drift, allocation_drift_frame, sector_exposure,
     sector_exposure_records, sector_weights_frame,
 )
-from tracking_pipeline.analytics.stress import HistoricalScenario, historical_replay, historical_replays_frame
+from tracking_pipeline.analytics.stress import (
+    HistoricalScenario, episode_rows, historical_replay, historical_replays_frame,
+)
 from tracking_pipeline.defs.risk.portfolio_service import THRESHOLD_ENV, rebalance_threshold
 
 DAYS = pd.date_range("2024-01-01", periods=4, freq="D")
@@ -97,3 +99,18 @@ def test_rebalance_threshold_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(THRESHOLD_ENV, bad)
         with pytest.raises(ValueError, match=THRESHOLD_ENV):
             rebalance_threshold()
+
+
+def test_episode_rows_are_the_rows_a_replay_reads() -> None:
+    days = pd.bdate_range("2020-01-01", "2020-06-30")
+    prices = pd.DataFrame({"A": np.linspace(100, 130, len(days))}, index=days)
+    scenarios = {"covered": HistoricalScenario(date(2020, 2, 15), date(2020, 3, 23), "weekend start"),
+                 "open": HistoricalScenario(date(2020, 6, 1), date(2020, 12, 31), "not over in the data"),
+                 "before": HistoricalScenario(date(2019, 1, 1), date(2019, 6, 1), "before the data")}
+    rows = episode_rows(days, scenarios)
+    first, last = days.get_loc(pd.Timestamp("2020-02-17")), days.get_loc(pd.Timestamp("2020-03-23"))
+    assert rows[:2].tolist() == [first, last]
+    a, b = prices["A"].iloc[first], prices["A"].iloc[last]
+    assert historical_replay({"A": 1.0}, prices, *scenarios["covered"][:2]) == pytest.approx(b / a - 1, rel=1e-12)
+    assert rows[2:].tolist() == [days.get_loc(pd.Timestamp("2020-06-01")), len(days) - 1]  # clipped to the data
+    assert len(rows) == 4  # the window before the data is left out

@@ -14,6 +14,7 @@ __all__ = [
     "HistoricalScenario",
     "HISTORICAL_SCENARIOS",
     "beta_shock_scenarios",
+    "episode_rows",
     "historical_replay",
     "historical_replays",
     "historical_replays_frame",
@@ -75,6 +76,13 @@ def _window_positions(index: pd.Index, start: Any, end: Any) -> tuple[int, int] 
     if s_pos >= len(idx) or e_pos < 0 or e_pos <= s_pos:
         return None
     return s_pos, e_pos
+
+
+def episode_rows(index: pd.Index, scenarios: Mapping[str, HistoricalScenario] | None = None) -> np.ndarray:
+    """Positions in ``index`` (sorted trading dates) of the first and last day of every scenario window that
+    ``index`` covers: the only price rows the replays read."""
+    positions = [_window_positions(index, sc.start, sc.end) for sc in (scenarios or HISTORICAL_SCENARIOS).values()]
+    return np.array([i for pos in positions if pos is not None for i in pos], dtype=int)
 
 
 def historical_replay(

@@ -23,7 +23,7 @@ from tracking_pipeline.defs.risk.checks import (
     correlation_check_results, metric_check_results, snapshot_check_results, stress_check_results,
 )
 from tracking_pipeline.defs.risk.market_service import (
-    BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, CORRELATIONS, RiskInputError, compute_asset_metrics, compute_betas,
+    BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, RiskInputError, compute_asset_metrics, compute_betas,
     refresh_correlations,
 )
 from tracking_pipeline.defs.risk.portfolio_service import (
@@ -108,7 +108,8 @@ def portfolio_snapshots(context: AssetExecutionContext, lake: LakeResource, ware
     group_name=GROUP, pool="warehouse", deps=[portfolio_snapshots], check_specs=STRESS_CHECKS, kinds=KINDS,
     description="Stress tests of every active portfolio on each month end and its latest snapshot: market shocks "
                 "-10/-20/-30/+10% through the weighted beta, and replays of the named crises already over by that "
-                "day (2018 Q4 sell-off, COVID crash, 2022 bear market) held with that day's weights.",
+                "day (2018 Q4 sell-off, COVID crash, 2022 bear market) held with that day's weights. Only dates "
+                "whose inputs changed are recomputed.",
 )
 def portfolio_stress_tests(context: AssetExecutionContext, warehouse: WarehouseResource,
                            tracking: TrackingSettings) -> dg.MaterializeResult:
@@ -119,15 +120,18 @@ def portfolio_stress_tests(context: AssetExecutionContext, warehouse: WarehouseR
             raise dg.Failure(description=str(exc)) from exc
         for name, message in run.errors.items():
             context.log.error(f"portfolio {name!r}: no stress tests: {message}")
-        if run.portfolio_ids:
-            wh.replace(Write("portfolio_stress_tests", run.rows, {"portfolio_id": run.portfolio_ids}))
-        rows = run.rows
-        latest = rows[rows["snapshot_date"] == rows.groupby("portfolio_id")["snapshot_date"].transform("max")] \
-            if len(rows) else rows
+        if run.writes:
+            wh.replace(*run.writes)
+        latest = wh.query("SELECT portfolio_id, snapshot_date, scenario, market_shock, expected_return, expected_pnl "
+                          "FROM portfolio_stress_tests s WHERE snapshot_date = (SELECT MAX(snapshot_date) FROM "
+                          "portfolio_stress_tests t WHERE t.portfolio_id = s.portfolio_id) "
+                          "ORDER BY portfolio_id, scenario")
+        written = sum(len(w.scope["snapshot_date"]) for w in run.writes if w.table == "portfolio_stress_tests")
         return dg.MaterializeResult(
-            metadata=table_metadata(rows, "snapshot_date", portfolios=len(run.portfolio_ids),
-                                    latest=_with_names(wh, latest, ["snapshot_date", "scenario", "market_shock",
-                                                                    "expected_return", "expected_pnl"])),
+            metadata={**_stored_summary(wh, "portfolio_stress_tests", "snapshot_date"), "preview": preview(latest),
+                      "portfolios": len(run.portfolio_ids), "dates_written": written, "rows_written": len(run.rows),
+                      "latest": _with_names(wh, latest, ["snapshot_date", "scenario", "market_shock",
+                                                         "expected_return", "expected_pnl"])},
             check_results=stress_check_results(wh),
         )
 
@@ -165,23 +169,29 @@ def asset_correlations(context: AssetExecutionContext, warehouse: WarehouseResou
         end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
         portfolios = load_active_portfolios(wh, pd.Timestamp(end)) if end is not None else []
         run = refresh_correlations(wh, portfolios)
-        if run.dates:
-            wh.replace(Write("asset_correlations", run.rows, {"calc_date": run.dates}),
-                       Write("input_fingerprints", run.fingerprints, {"asset": [CORRELATIONS], "calc_date": run.dates}))
+        if run.writes:
+            wh.replace(*run.writes)
         last = wh.query("SELECT calc_date, window_days, ticker_a, ticker_b, correlation, p_value, observations "
                         "FROM asset_correlations WHERE window_days = 60 AND calc_date = "
                         "(SELECT MAX(calc_date) FROM asset_correlations) ORDER BY ABS(correlation) DESC, ticker_a, "
                         "ticker_b LIMIT 10")
-        stored = wh.query("SELECT COUNT(*) AS n, COUNT(DISTINCT calc_date) AS dates, MIN(calc_date) AS first, "
-                          "MAX(calc_date) AS last FROM asset_correlations").iloc[0]
         return dg.MaterializeResult(
-            metadata={"dagster/row_count": int(stored["n"]), "calc_dates": int(stored["dates"]),
-                      "first_date": str(pd.Timestamp(stored["first"]).date()) if stored["dates"] else "",
-                      "last_date": str(pd.Timestamp(stored["last"]).date()) if stored["dates"] else "",
+            metadata={**_stored_summary(wh, "asset_correlations", "calc_date"),
                       "calc_dates_written": len(run.dates), "rows_written": len(run.rows),
                       "preview": preview(last, rows=10)},
             check_results=correlation_check_results(wh),
         )
+
+
+def _stored_summary(wh: Warehouse, table: str, date_column: str) -> dict[str, object]:
+    """Row count, number of dates and date range of a whole stored table (for assets that rewrite only part)."""
+    stored = wh.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT {date_column}) AS dates, MIN({date_column}) AS first, "
+                      f"MAX({date_column}) AS last FROM {table}").iloc[0]
+    out: dict[str, object] = {"dagster/row_count": int(stored["n"]), "dates": int(stored["dates"])}
+    if stored["n"]:
+        out.update(first_date=str(pd.Timestamp(stored["first"]).date()),
+                   last_date=str(pd.Timestamp(stored["last"]).date()))
+    return out
 
 
 def _with_names(wh: Warehouse, frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:

@@ -8,7 +8,6 @@ frames and returns the rows to write.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,9 +22,10 @@ from tracking_pipeline.analytics.indicators import (
     stochastic,
 )
 from tracking_pipeline.defs.common import sessions_before
+from tracking_pipeline.defs.fingerprints import Key, digest, plan_refresh, refresh_writes
 from tracking_pipeline.defs.portfolios.nav_service import Portfolio
 from tracking_pipeline.trading_calendar import sessions_between
-from tracking_pipeline.warehouse import Warehouse
+from tracking_pipeline.warehouse import Warehouse, Write
 
 BETA_WINDOW = 90
 BETA_MIN_OBS = 30
@@ -194,18 +194,16 @@ CORRELATION_VERSION = "pearson-pairwise-v1"
 """Part of every input fingerprint: change it when the computation changes, so every date is recomputed."""
 
 
-def correlation_fingerprints(inputs: CorrelationInputs,
-                             windows: Sequence[int] = CORRELATION_WINDOWS) -> dict[pd.Timestamp, str]:
-    """Per calc date, a hash of everything its rows depend on: the held tickers, their returns over the longest
-    window up to the date (NaN included) and the windows. Equal fingerprints mean equal rows."""
+def correlation_fingerprints(inputs: CorrelationInputs | None,
+                             windows: Sequence[int] = CORRELATION_WINDOWS) -> dict[Key, str]:
+    """Per calc date (part ''), a hash of everything its rows depend on: the held tickers, their returns over the
+    longest window up to the date (NaN included) and the windows."""
+    if inputs is None:
+        return {}
     longest = max(windows)
-    out = {}
-    for day, (row, cols) in inputs.held.items():
-        digest = hashlib.blake2b(f"{CORRELATION_VERSION}|{list(windows)}|{'|'.join(inputs.names[cols])}".encode(),
-                                 digest_size=16)
-        digest.update(np.ascontiguousarray(inputs.returns[max(row - longest, 0):row, cols]).tobytes())
-        out[day] = digest.hexdigest()
-    return out
+    return {("", day): digest(CORRELATION_VERSION, list(windows), "|".join(inputs.names[cols]),
+                              inputs.returns[max(row - longest, 0):row, cols])
+            for day, (row, cols) in inputs.held.items()}
 
 
 def correlation_rows(inputs: CorrelationInputs | None, dates: Iterable[pd.Timestamp],
@@ -243,35 +241,21 @@ def compute_correlations(wh: Warehouse, portfolios: list[Portfolio],
 
 @dataclass(frozen=True)
 class CorrelationRefresh:
-    """A run's work: the calc dates to rewrite (recomputed or gone), their new rows and input fingerprints."""
+    """A run's work: the calc dates rewritten (recomputed or gone), the new rows and the writes for both tables."""
 
     dates: list[dt.date]
     rows: pd.DataFrame
-    fingerprints: pd.DataFrame
+    writes: list[Write]
 
 
 def refresh_correlations(wh: Warehouse, portfolios: list[Portfolio],
                          windows: Sequence[int] = CORRELATION_WINDOWS) -> CorrelationRefresh:
-    """Compute only the calc dates whose inputs changed since they were stored.
-
-    A date is recomputed when its input fingerprint differs from the stored one, or is missing, or the stored
-    row count no longer matches the table; stored dates that are no longer calc dates (the previous run's latest
-    day once the month goes on) are dropped. A nightly run thus computes one date, while a restated price or
-    changed holding in any look-back still recomputes every date whose windows see it."""
+    """Compute only the calc dates whose inputs changed since they were stored (`defs/fingerprints.py`): a
+    nightly run computes one date, while a restated price or changed holding in any look-back still recomputes
+    every date whose windows see it."""
     inputs = correlation_inputs(wh, portfolios)
-    fingerprints = correlation_fingerprints(inputs, windows) if inputs is not None else {}
-    stored = wh.query("SELECT f.calc_date, f.fingerprint, f.row_count, COALESCE(c.n, 0) AS n "
-                      "FROM input_fingerprints f LEFT JOIN (SELECT calc_date, COUNT(*) AS n FROM asset_correlations "
-                      "GROUP BY calc_date) c ON c.calc_date = f.calc_date WHERE f.asset = ?", [CORRELATIONS])
-    unchanged = {pd.Timestamp(r.calc_date) for r in stored.itertuples(index=False)
-                 if fingerprints.get(pd.Timestamp(r.calc_date)) == r.fingerprint and r.row_count == r.n}
-    stale = set(pd.DatetimeIndex(wh.query("SELECT DISTINCT calc_date FROM asset_correlations")["calc_date"]))
-    stale |= set(pd.DatetimeIndex(stored["calc_date"]))
-    todo = sorted(set(fingerprints) - unchanged)
-    rows = correlation_rows(inputs, todo, windows)
-    counts = rows.groupby("calc_date").size() if len(rows) else pd.Series(dtype="int64")
-    prints = pd.DataFrame({"asset": CORRELATIONS, "calc_date": pd.DatetimeIndex(todo),
-                           "fingerprint": [fingerprints[d] for d in todo],
-                           "row_count": [int(counts.get(d, 0)) for d in todo]})
-    dates = sorted({d.date() for d in todo} | {d.date() for d in stale - set(fingerprints)})
-    return CorrelationRefresh(dates, rows, prints)
+    current = correlation_fingerprints(inputs, windows)
+    plan = plan_refresh(wh, CORRELATIONS, CORRELATIONS, "calc_date", current)
+    rows = correlation_rows(inputs, [day for _, day in plan.todo], windows)
+    dates = [day.date() for day in plan.dates_by_part().get("", [])]
+    return CorrelationRefresh(dates, rows, refresh_writes(plan, CORRELATIONS, "calc_date", rows, current))

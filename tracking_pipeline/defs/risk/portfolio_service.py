@@ -21,11 +21,14 @@ from tracking_pipeline.analytics.concentration import (
 )
 from tracking_pipeline.analytics.indicators import simple_returns
 from tracking_pipeline.analytics.nav import raw_nav_path
-from tracking_pipeline.analytics.stress import beta_shock_scenarios, historical_replays_frame
+from tracking_pipeline.analytics.stress import (
+    HISTORICAL_SCENARIOS, beta_shock_scenarios, episode_rows, historical_replays_frame,
+)
 from tracking_pipeline.analytics.volatility import (
     har_rv_forecast, realized_vol_sqrt_sum, volatility_percentile, volatility_trend,
 )
 from tracking_pipeline.defs.common import sessions_before
+from tracking_pipeline.defs.fingerprints import digest, plan_refresh, refresh_writes
 from tracking_pipeline.defs.portfolios.nav_service import (
     PRICE_LOOKBACK_SESSIONS, RAW, Portfolio, load_active_portfolios, portfolio_error,
 )
@@ -33,7 +36,7 @@ from tracking_pipeline.defs.risk.market_service import (
     BETA_METHOD, BETA_MIN_OBS, BETA_WINDOW, RiskInputError, price_frames,
 )
 from tracking_pipeline.trading_calendar import nyse_sessions, sessions_between
-from tracking_pipeline.warehouse import Warehouse
+from tracking_pipeline.warehouse import Warehouse, Write
 
 THRESHOLD_ENV = "TRACKING_REBALANCE_THRESHOLD"
 SnapshotBenchmark = Callable[[str], dict[str, float] | None]
@@ -56,11 +59,13 @@ def rebalance_threshold() -> float:
 
 @dataclass
 class PortfolioRiskRun:
-    """Rows for the range, the portfolio ids written and per-portfolio errors (one failure never stops others)."""
+    """Rows for the range, the portfolio ids written and per-portfolio errors (one failure never stops others);
+    for a refreshed table, the writes to apply in one transaction."""
 
     rows: pd.DataFrame
     portfolio_ids: list[int] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    writes: list[Write] = field(default_factory=list)
 
 
 def target_weights(p: Portfolio, days: pd.DatetimeIndex) -> pd.DataFrame:
@@ -234,12 +239,20 @@ def stress_dates(snapshot_dates: pd.Series) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(month_ends.to_numpy()).union(days[-1:])
 
 
+STRESS_TESTS = "portfolio_stress_tests"
+STRESS_VERSION = "beta-shocks-and-replays-v1"
+"""Part of every stress input fingerprint: change it when the computation changes, so every date is recomputed."""
+
+
 def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRiskRun:
-    """`portfolio_stress_tests` rows for every active portfolio on every month end and its latest snapshot date.
+    """`portfolio_stress_tests` rows for every active portfolio on every month end and its latest snapshot date,
+    computed only where the inputs changed since they were stored (`defs/fingerprints.py`); `run.writes` holds
+    the table and fingerprint writes for one transaction.
 
     Market shocks scale the stored `market_beta_weighted` (expected_return = beta * shock); historical replays
     hold the day's weights through each named episode already over by that day (no look-ahead), with
-    market_shock the market ticker's return over the episode. expected_pnl = raw NAV of the day * return."""
+    market_shock the market ticker's return over the episode. expected_pnl = raw NAV of the day * return. A
+    date's fingerprint covers its beta, NAV and weights and the held tickers' and market's episode prices."""
     snaps = wh.query("SELECT portfolio_id, snapshot_date, market_beta_weighted FROM portfolio_snapshots")
     run = PortfolioRiskRun(rows=pd.DataFrame())
     if snaps.empty:
@@ -253,10 +266,11 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
     paths, run.errors = weight_paths(wh, portfolios, first, end, rf_d)
     tickers = sorted({t for w in paths.values() for t in w.columns} | {market})
     prices = price_frames(wh, None, end, tickers)["adj_close"]
+    episodes = {name: (pd.Timestamp(sc.end), episode_rows(prices.index, {name: sc}))
+                for name, sc in HISTORICAL_SCENARIOS.items()}
     navs = wh.query("SELECT portfolio_id, trade_date, nav FROM portfolio_daily_nav WHERE variant = ?", [RAW])
     navs = navs.astype({"portfolio_id": "int64"}).set_index(["portfolio_id", "trade_date"])["nav"]
-    shocks = beta_shock_scenarios(1.0, 1.0)
-    frames = []
+    inputs, current = {}, {}
     for p in portfolios:
         if p.portfolio_id not in paths:
             continue
@@ -264,19 +278,47 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
         days = stress_dates(mine.index.to_series())
         beta = mine["market_beta_weighted"].reindex(days).to_numpy(float)
         nav = navs.reindex(pd.MultiIndex.from_product([[p.portfolio_id], days])).to_numpy(float)
-        shock = shocks["market_shock"].to_numpy()
-        frames.append(pd.DataFrame({
+        weights = paths[p.portfolio_id].reindex(days).fillna(0.0)
+        held = prices.reindex(columns=[*weights.columns, market])
+        episode = {name: (over, held.iloc[rows].to_numpy(float), held.index[rows].to_numpy())
+                   for name, (over, rows) in episodes.items()}
+        w = weights.to_numpy(float)
+        for i, day in enumerate(days):  # a replay enters a date's rows only once its episode is over
+            seen = [part for name, (over, *data) in episode.items() if over <= day for part in (name, *data)]
+            current[(str(p.portfolio_id), day)] = digest(
+                STRESS_VERSION, "|".join(held.columns), *seen, w[i], beta[i], nav[i])
+        inputs[p.portfolio_id] = (days, beta, nav, weights)
+        run.portfolio_ids.append(p.portfolio_id)
+    plan = plan_refresh(wh, STRESS_TESTS, STRESS_TESTS, "snapshot_date", current, part_column="portfolio_id",
+                        parts=[str(i) for i in run.portfolio_ids])
+    todo = set(plan.todo)
+    frames = []
+    for portfolio_id, (days, beta, nav, weights) in inputs.items():
+        keep = np.array([(str(portfolio_id), day) in todo for day in days], dtype=bool)
+        if keep.any():
+            frames.extend(_stress_frames(portfolio_id, days[keep], beta[keep], nav[keep], weights[keep], prices,
+                                         market))
+    if frames:
+        rows = pd.concat(frames, ignore_index=True)
+        rows["expected_pnl"] = rows.pop("nav") * rows["expected_return"]
+        run.rows = rows.sort_values(["portfolio_id", "snapshot_date", "scenario"], ignore_index=True)
+    run.writes = refresh_writes(plan, STRESS_TESTS, "snapshot_date", run.rows, current, part_column="portfolio_id")
+    return run
+
+
+def _stress_frames(portfolio_id: int, days: pd.DatetimeIndex, beta: np.ndarray, nav: np.ndarray,
+                   weights: pd.DataFrame, prices: pd.DataFrame, market: str) -> list[pd.DataFrame]:
+    """One portfolio's beta-shock and replay rows on `days` (with the day's raw NAV in `nav`)."""
+    shocks = beta_shock_scenarios(1.0, 1.0)
+    shock = shocks["market_shock"].to_numpy()
+    replays = historical_replays_frame(weights, prices, market_ticker=market)
+    return [
+        pd.DataFrame({
             "snapshot_date": np.repeat(days, len(shock)), "scenario": np.tile(shocks["scenario"], len(days)),
             "market_shock": np.tile(shock, len(days)), "expected_return": np.outer(beta, shock).ravel(),
-            "nav": np.repeat(nav, len(shock)), "portfolio_id": p.portfolio_id}))
-        replays = historical_replays_frame(paths[p.portfolio_id].reindex(days).fillna(0.0), prices,
-                                           market_ticker=market)
-        frames.append(pd.DataFrame({
+            "nav": np.repeat(nav, len(shock)), "portfolio_id": portfolio_id}),
+        pd.DataFrame({
             "snapshot_date": replays["date"], "scenario": replays["scenario"],
             "market_shock": replays["market_return"], "expected_return": replays["portfolio_return"],
-            "nav": pd.Series(nav, index=days).reindex(replays["date"]).to_numpy(), "portfolio_id": p.portfolio_id}))
-        run.portfolio_ids.append(p.portfolio_id)
-    rows = pd.concat(frames, ignore_index=True)
-    rows["expected_pnl"] = rows.pop("nav") * rows["expected_return"]
-    run.rows = rows.sort_values(["portfolio_id", "snapshot_date", "scenario"], ignore_index=True)
-    return run
+            "nav": pd.Series(nav, index=days).reindex(replays["date"]).to_numpy(), "portfolio_id": portfolio_id}),
+    ]

@@ -1,4 +1,5 @@
-"""`asset_correlations` recomputes only the dates whose inputs changed, and always ends equal to a full recompute."""
+"""`asset_correlations` and `portfolio_stress_tests` recompute only the dates whose inputs changed (input
+fingerprints), and always end equal to a full recompute."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from tracking_pipeline_tests.helpers import QUIET, run_assets, run_job
 START = "2018-01-02"
 
 
+def materialize(env, asset: str, count: str) -> int:  # noqa: ANN001
+    """Materialize one downstream asset alone; the metadata value `count` (dates written)."""
+    result = env.defs().resolve_job_def("downstream_job").execute_in_process(
+        instance=env.instance, run_config=QUIET, asset_selection=[dg.AssetKey(asset)])
+    [event] = result.get_asset_materialization_events()
+    return event.step_materialization_data.materialization.metadata[count].value
+
+
 def refresh(env) -> tuple[int, pd.DataFrame]:  # noqa: ANN001
     """Materialize asset_correlations alone; (calc_dates_written, the stored table in key order)."""
-    result = env.defs().resolve_job_def("downstream_job").execute_in_process(
-        instance=env.instance, run_config=QUIET, asset_selection=[dg.AssetKey("asset_correlations")])
-    [event] = result.get_asset_materialization_events()
-    written = event.step_materialization_data.materialization.metadata["calc_dates_written"].value
-    return written, stored(env)
+    return materialize(env, "asset_correlations", "calc_dates_written"), stored(env)
 
 
 def stored(env) -> pd.DataFrame:  # noqa: ANN001
@@ -83,3 +88,54 @@ def test_only_changed_dates_are_rewritten(tracking_env):
     written, repaired = refresh(tracking_env)
     assert written == 1
     pd.testing.assert_frame_equal(repaired, restated)
+
+
+STRESS_KEY = ["portfolio_id", "snapshot_date", "scenario"]
+
+
+def stress_table(env) -> pd.DataFrame:  # noqa: ANN001
+    return env.warehouse_handle().read_table("portfolio_stress_tests").sort_values(STRESS_KEY, ignore_index=True)
+
+
+def refresh_stress(env) -> tuple[int, pd.DataFrame]:  # noqa: ANN001
+    """Materialize portfolio_stress_tests alone; ((portfolio, date) pairs written, the stored table)."""
+    return materialize(env, "portfolio_stress_tests", "dates_written"), stress_table(env)
+
+
+def test_stress_tests_recompute_only_changed_dates(tracking_env):
+    defs = tracking_env.defs()
+    run_job(defs, "portfolio_registry_job", tracking_env.instance)
+    run_job(defs, "daily_assets_job", tracking_env.instance, START, "2018-10-30")
+    written, first = refresh_stress(tracking_env)
+    pairs = first[["portfolio_id", "snapshot_date"]].drop_duplicates()
+    assert written == len(pairs) > 5 and first["snapshot_date"].max() == pd.Timestamp("2018-10-30")
+
+    written, again = refresh_stress(tracking_env)  # nothing new: nothing computed or written
+    assert written == 0
+    pd.testing.assert_frame_equal(again, first)
+
+    # one more day: per portfolio the previous latest day (not a month end) goes and the new one comes
+    run_job(defs, "daily_assets_job", tracking_env.instance, "2018-10-31", "2018-10-31")
+    written, nightly = refresh_stress(tracking_env)
+    portfolios = first["portfolio_id"].nunique()
+    assert written == 2 * portfolios
+    assert pd.Timestamp("2018-10-30") not in set(nightly["snapshot_date"])
+    before_october = nightly["snapshot_date"] < pd.Timestamp("2018-10-01")
+    pd.testing.assert_frame_equal(nightly[before_october].reset_index(drop=True),
+                                  first[first["snapshot_date"] < pd.Timestamp("2018-10-01")].reset_index(drop=True))
+
+    # rows lost behind the pipeline's back are noticed by their count and restored
+    portfolio = int(nightly["portfolio_id"].iloc[0])
+    with tracking_env.warehouse_handle().session() as wh:
+        wh.replace(Write("portfolio_stress_tests", pd.DataFrame(),
+                         {"portfolio_id": [portfolio], "snapshot_date": [pd.Timestamp("2018-08-31").date()]}))
+    written, repaired = refresh_stress(tracking_env)
+    assert written == 1
+    pd.testing.assert_frame_equal(repaired, nightly)
+
+    # a full recompute (no stored fingerprints) gives the same table
+    with tracking_env.warehouse_handle().session() as wh:
+        wh.replace(Write("input_fingerprints", pd.DataFrame(), {"asset": ["portfolio_stress_tests"]}))
+    written, full = refresh_stress(tracking_env)
+    assert written == len(nightly[["portfolio_id", "snapshot_date"]].drop_duplicates())
+    pd.testing.assert_frame_equal(full, nightly)
