@@ -57,15 +57,17 @@ def plan_refresh(wh: Warehouse, asset: str, table: str, date_column: str, curren
 
     `parts` limits the stale keys to those parts (the ones this run computed; None: every part)."""
     part_sql = f"CAST({part_column} AS VARCHAR)" if part_column else "''"
-    stored = wh.query(
-        f"SELECT f.part, f.calc_date, f.fingerprint, f.row_count, COALESCE(t.n, 0) AS n FROM input_fingerprints f "
-        f"LEFT JOIN (SELECT {part_sql} AS part, {date_column} AS day, COUNT(*) AS n FROM {table} GROUP BY 1, 2) t "
-        f"ON t.part = f.part AND t.day = f.calc_date WHERE f.asset = ?", [asset])
-    rows = wh.query(f"SELECT DISTINCT {part_sql} AS part, {date_column} AS day FROM {table}")
-    unchanged = {(r.part, pd.Timestamp(r.calc_date)) for r in stored.itertuples(index=False)
-                 if current.get((r.part, pd.Timestamp(r.calc_date))) == r.fingerprint and r.row_count == r.n}
-    known = {(r.part, pd.Timestamp(r.calc_date)) for r in stored.itertuples(index=False)}
-    known |= {(r.part, pd.Timestamp(r.day)) for r in rows.itertuples(index=False)}
+    counts = wh.query(f"SELECT {part_sql} AS part, {date_column} AS day, COUNT(*) AS n FROM {table} GROUP BY 1, 2")
+    stored_rows = {(r.part, pd.Timestamp(r.day)): int(r.n) for r in counts.itertuples(index=False)}
+    stored = wh.query("SELECT part, calc_date, fingerprint, row_count FROM input_fingerprints WHERE asset = ?",
+                      [asset])
+    known = set(stored_rows)
+    unchanged = set()
+    for r in stored.itertuples(index=False):
+        key = (r.part, pd.Timestamp(r.calc_date))
+        known.add(key)
+        if current.get(key) == r.fingerprint and r.row_count == stored_rows.get(key, 0):
+            unchanged.add(key)
     wanted = None if parts is None else set(parts)
     stale = sorted(k for k in known - set(current) if wanted is None or k[0] in wanted)
     return RefreshPlan(asset, sorted(set(current) - unchanged), stale)

@@ -279,14 +279,14 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
         beta = mine["market_beta_weighted"].reindex(days).to_numpy(float)
         nav = navs.reindex(pd.MultiIndex.from_product([[p.portfolio_id], days])).to_numpy(float)
         weights = paths[p.portfolio_id].reindex(days).fillna(0.0)
-        held = prices.reindex(columns=[*weights.columns, market])
-        episode = {name: (over, held.iloc[rows].to_numpy(float), held.index[rows].to_numpy())
-                   for name, (over, rows) in episodes.items()}
+        held = [*weights.columns, market]
+        episode = {name: (over, prices.iloc[rows].reindex(columns=held).to_numpy(float),
+                          prices.index[rows].to_numpy()) for name, (over, rows) in episodes.items()}
         w = weights.to_numpy(float)
         for i, day in enumerate(days):  # a replay enters a date's rows only once its episode is over
             seen = [part for name, (over, *data) in episode.items() if over <= day for part in (name, *data)]
             current[(str(p.portfolio_id), day)] = digest(
-                STRESS_VERSION, "|".join(held.columns), *seen, w[i], beta[i], nav[i])
+                STRESS_VERSION, "|".join(held), *seen, w[i], beta[i], nav[i])
         inputs[p.portfolio_id] = (days, beta, nav, weights)
         run.portfolio_ids.append(p.portfolio_id)
     plan = plan_refresh(wh, STRESS_TESTS, STRESS_TESTS, "snapshot_date", current, part_column="portfolio_id",
