@@ -59,3 +59,9 @@ def session_mask(days: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     s = nyse_sessions()
     inside = (days >= s[0]) & (days <= s[-1])
     return np.where(inside, days.isin(s), days.day_of_week < 5)
+
+
+def month_ends(days: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The last of `days` (sorted, unique) in each calendar month; the latest day is always among them."""
+    month = (days.year * 12 + days.month).to_numpy()
+    return days[np.r_[month[1:] != month[:-1], True]] if len(days) else days

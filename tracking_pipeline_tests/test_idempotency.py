@@ -6,10 +6,13 @@ cash, a non-zero risk-free rate and rebalances on both sides of B makes the NAV 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 import pytest
 
+from tracking_pipeline.defs.portfolios.registry import _same_holdings
 from tracking_pipeline.warehouse import TABLES, open_warehouse
 from tracking_pipeline_tests.helpers import assert_same_tables, run_job, table_snapshot, write_portfolio
 
@@ -81,3 +84,32 @@ def test_backfill_in_two_ranges_equals_one_range(env, monkeypatch):
         whole["portfolio_definitions"].query("name == 'Rebalancer'")[["portfolio_id"]])
     sessions = len(pd.bdate_range(A, C)) - 1  # weekdays less Independence Day
     assert len(book_rows) == sessions * 3 and counts["portfolio_daily_nav"] > len(book_rows)
+
+
+def test_registry_rewrites_holdings_only_when_a_file_changed(env):
+    """An unchanged lake leaves the registry as it is (the nightly skips the rewrite); an edited weight is stored."""
+    defs, instance, wh = env.defs(), env.instance, env.warehouse_handle()
+    run_job(defs, "portfolio_registry_job", instance)
+    holdings = wh.read_table("portfolio_holdings")
+    run_job(defs, "portfolio_registry_job", instance)
+    assert wh.read_table("portfolio_holdings").equals(holdings)
+
+    edited = {**BOOK, "holdings": [{**BOOK["holdings"][0], "weights": {"AAPL": 0.25, "JNJ": 0.3, "AGG": 0.2}},
+                                   *BOOK["holdings"][1:]]}
+    write_portfolio(env.lake, "rebalancer.yaml", edited)
+    run_job(defs, "portfolio_registry_job", instance)
+    stored = wh.query("SELECT h.weight FROM portfolio_holdings h JOIN portfolio_definitions d USING (portfolio_id) "
+                      "WHERE d.name = 'Rebalancer' AND h.ticker = 'AAPL' ORDER BY h.effective_date")
+    assert stored["weight"].tolist() == [0.25, 0.6]
+
+
+def test_same_holdings_ignores_order_and_storage_types():
+    new = pd.DataFrame({"portfolio_id": [1, 1, 2], "effective_date": [dt.date(2018, 7, 2)] * 3,
+                        "ticker": ["A", "B", "A"], "weight": [0.5, 0.25, 1.0]})
+    stored = pd.DataFrame({"portfolio_id": pd.array([2, 1, 1, 3], dtype="Int32"),
+                           "effective_date": pd.to_datetime(["2018-07-02"] * 4).as_unit("us"),
+                           "ticker": pd.array(["A", "B", "A", "Z"], dtype="string"), "weight": [1.0, 0.25, 0.5, 0.1]})
+    assert _same_holdings(new, stored, {1, 2})  # portfolio 3 is not registered any more: its rows are kept
+    assert not _same_holdings(new.assign(weight=[0.5, 0.25, 0.9]), stored, {1, 2})
+    assert not _same_holdings(new.iloc[:2], stored, {1, 2})
+    assert not _same_holdings(new, stored, {1, 2, 3})

@@ -11,6 +11,7 @@ import pytest
 
 from tracking_pipeline.lake import open_lake
 from tracking_pipeline.lake.portfolios import load_portfolios
+from tracking_pipeline.lake.errors import LakeInputError
 from tracking_pipeline.lake.storage import Lake
 from tracking_pipeline.lake.tables import TABLE_PATTERNS, load_prices
 from tracking_pipeline_tests.helpers import make_lake, run_assets, upload_folder
@@ -116,3 +117,28 @@ def test_fallback_warning_shows_in_the_asset_metadata(tracking_env, s3_server, b
     warnings = event.asset_materialization.metadata["lake_warnings"].value
     assert "used cached copy" in warnings and f"s3://{bucket}/lake/prices/stocks.parquet" in warnings
     assert len(tracking_env.warehouse_handle().read_table("price_data")) == 4 * len(TICKERS)  # 07-02, 03, 05, 06
+
+
+def test_a_window_reads_the_same_rows_as_the_whole_file(small_lake):
+    """load_prices(start, end) converts and checks only the window's rows: the same rows as the full read cut."""
+    lake = open_lake(str(small_lake))
+    everything = load_prices(lake)
+    for start, end in [("2018-07-02", "2018-07-02"), ("2018-07-05", "2018-07-20"), ("2018-07-31", "2018-07-31"),
+                       ("2018-06-01", "2018-06-29")]:
+        window = load_prices(lake, start, end)
+        want = everything[everything["trade_date"].between(pd.Timestamp(start), pd.Timestamp(end))]
+        pd.testing.assert_frame_equal(window, want.reset_index(drop=True))
+
+
+def test_a_window_checks_its_own_rows_and_every_date(small_lake):
+    """A bad price outside the window does not stop it (its own day's run reports it, with the file's row
+    number); a date in the future fails every window, since no run would ever read that row."""
+    extra = small_lake / "prices" / "2018" / "extra.csv"
+    extra.write_text("date,ticker,adj_close\n2018-07-02,ZZZ,10\n2018-07-03,ZZZ,11\n2018-07-16,ZZZ,0\n")
+    lake = open_lake(str(small_lake))
+    assert len(load_prices(lake, "2018-07-02", "2018-07-13")) > 0
+    with pytest.raises(LakeInputError, match=r"prices/2018/extra.csv.*row 3.*field 'adj_close'"):
+        load_prices(lake, "2018-07-13", "2018-07-16")
+    extra.write_text("date,ticker,adj_close\n2018-07-02,ZZZ,10\n2999-07-03,ZZZ,11\n")
+    with pytest.raises(LakeInputError, match=r"row 2.*field 'date'"):
+        load_prices(lake, "2018-07-02", "2018-07-02")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracking_pipeline.analytics.nav import NavError, nav_frame, raw_nav_path, rebalance_schedule
+from tracking_pipeline.analytics.nav import NavError, carry_forward, nav_frame, raw_nav_path, rebalance_schedule
 from tracking_pipeline.settings import load_settings
 from tracking_pipeline.trading_calendar import nyse_sessions
 
@@ -146,3 +146,28 @@ def test_an_all_cash_book_compounds_at_rf_d():
     # 100, 100*1.001, 100*1.001^2, 100*1.001^3
     assert path.nav.to_numpy() == pytest.approx([100, 100.1, 100.2001, 100.3003001], rel=1e-14)
     assert path.stale == {} and path.weights.shape == (4, 0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_carry_forward_equals_pandas_ffill_with_a_limit(seed):
+    """The numpy carry-forward against pandas' own `ffill(limit=5)` on random gaps, windows and look-backs."""
+    rng = np.random.default_rng(seed)
+    sessions = nyse_sessions()
+    index = sessions[(sessions >= "2020-01-02")][:400]
+    width = int(rng.integers(0, 8))
+    values = rng.random((len(index), width)) + 1.0
+    values[rng.random(values.shape) < [0.0, 0.2, 0.6, 0.95, 0.3, 0.1][seed]] = np.nan
+    prices = pd.DataFrame(values, index=index, columns=[f"T{i}" for i in range(width)])
+    lo = int(rng.integers(0, 300))
+    days = index[lo:lo + int(rng.integers(1, 100))]
+    known = prices.iloc[int(rng.integers(0, lo + 1)):]  # prices may start before the window or inside it
+    full = known.reindex(known.index.union(days))
+    want = full.ffill(limit=5).reindex(days)
+    filled, stale = carry_forward(known, days)
+    pd.testing.assert_frame_equal(filled, want, check_freq=False)
+    pd.testing.assert_frame_equal(stale, full.reindex(days).isna() & want.notna(), check_freq=False)
+
+
+def test_carry_forward_of_no_prices_is_all_missing():
+    filled, stale = carry_forward(pd.DataFrame(columns=["A"], dtype=float), DAYS[:3])
+    assert filled["A"].isna().all() and not stale["A"].any()

@@ -52,12 +52,16 @@ def carry_forward(prices: pd.DataFrame, days: pd.DatetimeIndex,
 
     `prices` is indexed by session (it may start before `days` so a gap at the start can be filled).
     Returns the filled prices and a boolean frame marking carried-forward cells."""
-    prices = prices.set_axis(pd.DatetimeIndex(prices.index), axis=0)  # an empty frame has a RangeIndex
-    index = prices.index.union(days)
-    full = prices.reindex(index).astype(float)
-    filled = full.ffill(limit=max_stale).reindex(days)
-    stale = full.reindex(days).isna() & filled.notna()
-    return filled, stale
+    index = pd.DatetimeIndex(prices.index).union(days)  # an empty frame has a RangeIndex
+    full = prices.reindex(index).to_numpy(dtype=float)
+    rows = np.arange(len(index))[:, None]
+    last = np.maximum.accumulate(np.where(np.isnan(full), -1, rows), axis=0)  # row of the latest price, -1: none
+    usable = (last >= 0) & (rows - last <= max_stale)
+    filled = np.where(usable, np.take_along_axis(full, np.maximum(last, 0), axis=0), np.nan)
+    at = index.get_indexer(days)
+    columns = prices.columns
+    return (pd.DataFrame(filled[at], index=days, columns=columns),
+            pd.DataFrame(np.isnan(full[at]) & usable[at], index=days, columns=columns))
 
 
 def raw_nav_path(prices: pd.DataFrame, days: pd.DatetimeIndex,

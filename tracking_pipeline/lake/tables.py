@@ -39,7 +39,8 @@ def read_frame(lake: Lake, relative: str, columns: tuple[str, ...] | None = None
             names = None
             if wanted is not None:
                 names = [n for n in pq.read_schema(io.BytesIO(data)).names if wanted(n)]
-            frame = pd.read_parquet(io.BytesIO(data), columns=names)
+            # dates as datetime64 (one vectorised cast), not a Python date object per row
+            frame = pd.read_parquet(io.BytesIO(data), columns=names, to_pandas_kwargs={"date_as_object": False})
         else:
             frame = pd.read_csv(io.BytesIO(data), usecols=wanted)
     except Exception as exc:  # pandas/pyarrow raise many parser errors
@@ -65,7 +66,9 @@ def _parse_dates(values: pd.Series, where: str, column: str) -> pd.Series:
     return parsed.dt.tz_localize(None).dt.normalize() if parsed.dt.tz is not None else parsed.dt.normalize()
 
 
-def _numeric(frame: pd.DataFrame, where: str, column: str) -> pd.Series:
+def _numeric(frame: pd.DataFrame, where: str, column: str, rows: np.ndarray | None = None) -> pd.Series:
+    """A column as float64; text that is not a number is an error naming its row (`rows`: the file's 0-based row
+    of each of the frame's rows, when the frame is a selection)."""
     raw = frame[column]
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         return raw.astype("float64")
@@ -76,33 +79,45 @@ def _numeric(frame: pd.DataFrame, where: str, column: str) -> pd.Series:
         bad[suspect] = raw[suspect].astype(str).str.strip() != ""
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise LakeInputError(where, f"not a number: {_shown(frame[column].iloc[row])}", row=row + 1, field=column)
+        raise LakeInputError(where, f"not a number: {_shown(frame[column].iloc[row])}",
+                             row=int(rows[row] if rows is not None else row) + 1, field=column)
     return values.astype("float64")
 
 
-def validate_prices(frame: pd.DataFrame, where: str, today: dt.date | None = None) -> pd.DataFrame:
-    """Required columns, real dates (not in the future), finite positive adj_close, numeric bars."""
+def validate_prices(frame: pd.DataFrame, where: str, today: dt.date | None = None,
+                    start: dt.date | str | None = None, end: dt.date | str | None = None) -> pd.DataFrame:
+    """Required columns and real dates (not in the future) on every row; on the rows dated in [start, end] (every
+    row by default), which are returned with their file row number in SOURCE_ROW: a ticker, a finite positive
+    adj_close and numeric bars. A nightly partition so converts and checks one day, not the file's history."""
     _require(frame, where, ("date", "ticker", "adj_close"))
-    out = pd.DataFrame({"trade_date": _parse_dates(frame["date"], where, "date"),
-                        "ticker": frame["ticker"].astype("string").str.strip()})
-    if out["ticker"].isna().any() or (out["ticker"] == "").any():
-        row = int(np.flatnonzero((out["ticker"].isna() | (out["ticker"] == "")).to_numpy())[0])
-        raise LakeInputError(where, "empty ticker", row=row + 1, field="ticker")
+    dates = _parse_dates(frame["date"], where, "date")
+    limit = pd.Timestamp(today or dt.date.today())
+    future = (dates > limit).to_numpy()
+    if future.any():
+        row = int(np.flatnonzero(future)[0])
+        raise LakeInputError(where, f"date {dates.iloc[row].date()} is in the future", row=row + 1, field="date")
+    keep = np.ones(len(frame), dtype=bool)
+    if start is not None:
+        keep &= (dates >= pd.Timestamp(start)).to_numpy()
+    if end is not None:
+        keep &= (dates <= pd.Timestamp(end)).to_numpy()
+    rows = np.flatnonzero(keep)
+    if len(rows) < len(frame):
+        frame, dates = frame.iloc[rows].reset_index(drop=True), dates.iloc[rows].reset_index(drop=True)
+    out = pd.DataFrame({"trade_date": dates, "ticker": frame["ticker"].astype("string").str.strip()})
+    empty = (out["ticker"].isna() | (out["ticker"] == "")).to_numpy()
+    if empty.any():
+        raise LakeInputError(where, "empty ticker", row=int(rows[np.flatnonzero(empty)[0]]) + 1, field="ticker")
     for column in PRICE_COLUMNS:
-        out[column] = _numeric(frame, where, column) if column in frame.columns else np.nan
+        out[column] = _numeric(frame, where, column, rows) if column in frame.columns else np.nan
     adj = out["adj_close"].to_numpy()
     bad = ~np.isfinite(adj) | (adj <= 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise LakeInputError(where, f"adj_close must be a finite positive price, got {_shown(adj[row])} "
                                     f"({out['ticker'].iloc[row]} on {out['trade_date'].iloc[row].date()})",
-                             row=row + 1, field="adj_close")
-    limit = pd.Timestamp(today or dt.date.today())
-    future = out["trade_date"] > limit
-    if future.any():
-        row = int(np.flatnonzero(future.to_numpy())[0])
-        raise LakeInputError(where, f"date {out['trade_date'].iloc[row].date()} is in the future",
-                             row=row + 1, field="date")
+                             row=int(rows[row]) + 1, field="adj_close")
+    out[SOURCE_ROW] = rows + 1
     return out
 
 
@@ -143,14 +158,9 @@ def load_prices(lake: Lake, start: dt.date | str | None = None, end: dt.date | s
     frames = []
     for relative in files:
         where = lake.describe(relative)
-        frame = validate_prices(read_frame(lake, relative), where)
+        frame = validate_prices(read_frame(lake, relative), where, start=start, end=end)
         frame[SOURCE_FILE] = where
-        frame[SOURCE_ROW] = np.arange(1, len(frame) + 1)  # numbered before any row is left out
         frame = drop_non_sessions(lake, frame, where)
-        if start is not None:
-            frame = frame[frame["trade_date"] >= pd.Timestamp(start)]
-        if end is not None:
-            frame = frame[frame["trade_date"] <= pd.Timestamp(end)]
         if tickers is not None:
             frame = frame[frame["ticker"].isin(tickers)]
         frames.append(frame)
@@ -166,7 +176,8 @@ def drop_non_sessions(lake: Lake, frame: pd.DataFrame, where: str) -> pd.DataFra
     if trading.all():
         return frame
     row = int(np.flatnonzero(~trading)[0])
-    lake.warn(f"{where}: {int((~trading).sum())} row(s) dated on a non-trading day ignored, first row {row + 1} "
+    number = int(frame[SOURCE_ROW].iloc[row]) if SOURCE_ROW in frame.columns else row + 1
+    lake.warn(f"{where}: {int((~trading).sum())} row(s) dated on a non-trading day ignored, first row {number} "
               f"({frame['ticker'].iloc[row]} on {frame['trade_date'].iloc[row].date()})")
     return frame[trading]
 

@@ -63,7 +63,8 @@ def line_chart(series: dict[str, pd.Series], width: int = 1100, height: int = 30
         days = (pd.DatetimeIndex(s.index) - start).days.to_numpy(float)
         x = np.round(pad + days / span * (width - 2 * pad), 1)
         y = np.round(height - pad - (s.to_numpy(float) - lo) * scale_y, 1)
-        return " ".join(np.char.add(np.char.add(x.astype(str), ","), y.astype(str)).tolist())
+        pairs = np.column_stack([x, y]).ravel().tolist()
+        return ("%.1f,%.1f " * len(x) % tuple(pairs))[:-1]
 
     lines = []
     for name, s in frames.items():
@@ -100,19 +101,23 @@ def metrics_table(metrics: pd.DataFrame) -> str:
 
 
 def monthly_table(nav: pd.Series) -> str:
-    """Monthly returns (rows: years, columns: months) of one NAV series."""
-    monthly = nav.resample("ME").last().pct_change()
-    first_month = nav.resample("ME").last().index[0]
-    monthly.loc[first_month] = nav.resample("ME").last().iloc[0] / nav.iloc[0] - 1
-    grid = monthly.groupby([monthly.index.year, monthly.index.month]).first().unstack()
+    """Monthly returns (rows: years, columns: months) of one NAV series: each month's last NAV over the previous
+    month's (the first month over the first NAV)."""
+    index = pd.DatetimeIndex(nav.index)
+    values = nav.to_numpy(float)
+    month = (index.year * 12 + index.month - 1).to_numpy()
+    last = np.flatnonzero(np.r_[month[1:] != month[:-1], True]) if len(month) else np.array([], dtype=int)
+    month_end = values[last]
+    returns = month_end / np.r_[values[:1], month_end[:-1]] - 1
+    by_month = dict(zip(month[last].tolist(), returns.tolist()))
     head = "<tr><th>Year</th>" + "".join(f"<th>{m}</th>" for m in
                                          ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
                                           "Nov", "Dec"]) + "</tr>"
     body = []
-    for year, row in grid.iterrows():
+    for year in sorted({m // 12 for m in by_month}):
         cells = "".join(
-            f'<td class="{"pos" if v > 0 else "neg"}">{pct(v, 1)}</td>' if pd.notna(v) else "<td></td>"
-            for v in row.reindex(range(1, 13)))
+            f'<td class="{"pos" if v > 0 else "neg"}">{pct(v, 1)}</td>' if v is not None and not math.isnan(v)
+            else "<td></td>" for v in (by_month.get(year * 12 + m) for m in range(12)))
         body.append(f"<tr><td>{year}</td>{cells}</tr>")
     return f"<table>{head}{''.join(body)}</table>"
 

@@ -29,7 +29,7 @@ def nav_check_results(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, run
                       "WHERE trade_date BETWEEN ? AND ? GROUP BY portfolio_id, variant", [lo, hi])
     have = {(int(r.portfolio_id), r.variant): int(r.n) for r in counts.itertuples(index=False)}
     gaps = {}
-    for p in load_active_portfolios(wh, end):
+    for p in run.active if run.active is not None else load_active_portfolios(wh, end):
         expected = len(sessions_between(max(p.start, start), end))
         for variant in p.variants:
             got = have.get((p.portfolio_id, variant), 0)

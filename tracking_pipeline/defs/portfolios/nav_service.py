@@ -29,12 +29,14 @@ PRICE_LOOKBACK_SESSIONS = 10
 
 @dataclass
 class NavRun:
-    """The rows for the range, the ids written, stale prices and per-portfolio errors."""
+    """The rows for the range, the ids written, stale prices and per-portfolio errors; `active` holds every
+    active portfolio when the run covered them all (the checks reuse it instead of reading the registry again)."""
 
     rows: pd.DataFrame
     portfolio_ids: list[int]
     stale: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    active: list[Portfolio] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def compute_nav_range(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, rf_
     """NAV rows of every active portfolio (or those in `only`) and variant for trading days in [start, end]."""
     portfolios = load_active_portfolios(wh, end, only)
     sessions = nyse_sessions()
-    run = NavRun(rows=pd.DataFrame(), portfolio_ids=[])
+    run = NavRun(rows=pd.DataFrame(), portfolio_ids=[], active=portfolios if only is None else None)
     if not portfolios:
         return run
     priced_days = wh.query("SELECT DISTINCT trade_date FROM price_data WHERE trade_date BETWEEN ? AND ?",

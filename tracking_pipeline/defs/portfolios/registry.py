@@ -74,11 +74,31 @@ def register_portfolios(lake: Lake, wh: Warehouse, default_benchmark: str,
     definitions = pd.DataFrame(rows, columns=list(existing.columns))
     holdings = pd.DataFrame([h for spec in specs for h in holdings_rows(spec)],
                             columns=["portfolio_id", "effective_date", "ticker", "weight"])
+    unchanged = (all(r["updated_at"] != now for r in rows)
+                 and _same_holdings(holdings, wh.read_table("portfolio_holdings"), registered))
+    if unchanged:  # the nightly case: nothing to rewrite
+        return existing, holdings, errors
     wh.replace(
         Write("portfolio_definitions", definitions, {"portfolio_id": changed_ids}),
         Write("portfolio_holdings", holdings, {"portfolio_id": sorted(registered)}),
     )
     return wh.read_table("portfolio_definitions"), holdings, errors
+
+
+def _same_holdings(new: pd.DataFrame, stored: pd.DataFrame, registered: set[int]) -> bool:
+    """Whether the stored holdings of the registered portfolios are exactly `new` (same rows, any order)."""
+    stored = stored[stored["portfolio_id"].astype("int64").isin(registered)]
+    if len(stored) != len(new):
+        return False
+
+    def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame({"portfolio_id": frame["portfolio_id"].astype("int64").to_numpy(),
+                            "effective_date": pd.to_datetime(frame["effective_date"]).to_numpy("datetime64[ns]"),
+                            "ticker": frame["ticker"].astype(str).to_numpy(object),
+                            "weight": frame["weight"].astype(float).to_numpy()})
+        return out.sort_values(["portfolio_id", "effective_date", "ticker"], ignore_index=True)
+
+    return canonical(new).equals(canonical(stored))
 
 
 def _same_definition(old: object, row: dict) -> bool:

@@ -67,7 +67,7 @@ def snapshot_check_results(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp
                       "AND ? GROUP BY portfolio_id", [lo, hi])
     have = {int(r.portfolio_id): int(r.n) for r in counts.itertuples(index=False)}
     gaps = {}
-    for p in load_active_portfolios(wh, end):
+    for p in run.active if run.active is not None else load_active_portfolios(wh, end):
         expected = len(sessions_between(max(p.start, start), end))
         if have.get(p.portfolio_id, 0) != expected:
             gaps[p.name] = f"{have.get(p.portfolio_id, 0)} of {expected} days"

@@ -24,7 +24,7 @@ from tracking_pipeline.analytics.indicators import (
 from tracking_pipeline.defs.common import sessions_before
 from tracking_pipeline.defs.fingerprints import Key, digest, plan_refresh, refresh_writes
 from tracking_pipeline.defs.portfolios.nav_service import Portfolio
-from tracking_pipeline.trading_calendar import sessions_between
+from tracking_pipeline.trading_calendar import month_ends, sessions_between
 from tracking_pipeline.warehouse import Warehouse, Write
 
 BETA_WINDOW = 90
@@ -152,14 +152,6 @@ def held_tickers_on(portfolios: Iterable[Portfolio], day: pd.Timestamp) -> list[
     return sorted(held)
 
 
-def correlation_dates(days: pd.DatetimeIndex) -> pd.DatetimeIndex:
-    """The last day of each month among `days`, plus the last day."""
-    if len(days) == 0:
-        return days
-    month_ends = pd.Series(days, index=days).groupby(days.to_period("M")).max()
-    return pd.DatetimeIndex(month_ends.to_numpy()).union(days[-1:])
-
-
 @dataclass(frozen=True)
 class CorrelationInputs:
     """What `asset_correlations` is computed from: daily returns (sessions x tickers) and, per calc date, the
@@ -183,7 +175,7 @@ def correlation_inputs(wh: Warehouse, portfolios: list[Portfolio]) -> Correlatio
     priced_days = px.index[px.notna().any(axis=1)]
     first_start = min(p.start for p in portfolios)
     held = {}
-    for day in correlation_dates(priced_days[priced_days >= first_start]):
+    for day in month_ends(priced_days[priced_days >= first_start]):
         cols = np.array([columns[t] for t in held_tickers_on(portfolios, day) if t in columns], dtype=int)
         if len(cols) >= 2:
             held[day] = (returns.index.get_loc(day) + 1, cols)

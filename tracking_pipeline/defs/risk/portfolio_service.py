@@ -35,7 +35,7 @@ from tracking_pipeline.defs.portfolios.nav_service import (
 from tracking_pipeline.defs.risk.market_service import (
     BETA_METHOD, BETA_MIN_OBS, BETA_WINDOW, RiskInputError, price_frames,
 )
-from tracking_pipeline.trading_calendar import nyse_sessions, sessions_between
+from tracking_pipeline.trading_calendar import month_ends, nyse_sessions, sessions_between
 from tracking_pipeline.warehouse import Warehouse, Write
 
 THRESHOLD_ENV = "TRACKING_REBALANCE_THRESHOLD"
@@ -60,12 +60,14 @@ def rebalance_threshold() -> float:
 @dataclass
 class PortfolioRiskRun:
     """Rows for the range, the portfolio ids written and per-portfolio errors (one failure never stops others);
-    for a refreshed table, the writes to apply in one transaction."""
+    for a refreshed table, the writes to apply in one transaction; `active` every active portfolio of the range's
+    end when the run loaded them (its checks reuse it)."""
 
     rows: pd.DataFrame
     portfolio_ids: list[int] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     writes: list[Write] = field(default_factory=list)
+    active: list[Portfolio] | None = None
 
 
 def target_weights(p: Portfolio, days: pd.DatetimeIndex) -> pd.DataFrame:
@@ -143,7 +145,7 @@ def compute_snapshots(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, mar
                       threshold: float = DEFAULT_DRIFT_THRESHOLD) -> PortfolioRiskRun:
     """`portfolio_snapshots` rows of every active portfolio for the trading days of [start, end]."""
     portfolios = load_active_portfolios(wh, end)
-    run = PortfolioRiskRun(rows=pd.DataFrame())
+    run = PortfolioRiskRun(rows=pd.DataFrame(), active=portfolios)
     if not portfolios:
         return run
     first = min(p.start for p in portfolios)
@@ -232,11 +234,7 @@ def _snapshot_rows(p: Portfolio, weights: pd.DataFrame, returns: pd.DataFrame, m
 
 def stress_dates(snapshot_dates: pd.Series) -> pd.DatetimeIndex:
     """The last snapshot date of each month plus the latest one."""
-    days = pd.DatetimeIndex(sorted(pd.to_datetime(snapshot_dates).unique()))
-    if len(days) == 0:
-        return days
-    month_ends = pd.Series(days, index=days).groupby(days.to_period("M")).max()
-    return pd.DatetimeIndex(month_ends.to_numpy()).union(days[-1:])
+    return month_ends(pd.DatetimeIndex(pd.to_datetime(snapshot_dates).unique()).sort_values())
 
 
 STRESS_TESTS = "portfolio_stress_tests"
@@ -280,11 +278,11 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
         nav = navs.reindex(pd.MultiIndex.from_product([[p.portfolio_id], days])).to_numpy(float)
         weights = paths[p.portfolio_id].reindex(days).fillna(0.0)
         held = [*weights.columns, market]
-        episode = {name: (over, prices.iloc[rows].reindex(columns=held).to_numpy(float),
-                          prices.index[rows].to_numpy()) for name, (over, rows) in episodes.items()}
+        episode = [(over, digest(name, prices.iloc[rows].reindex(columns=held).to_numpy(float),
+                                 prices.index[rows].to_numpy())) for name, (over, rows) in episodes.items()]
         w = weights.to_numpy(float)
         for i, day in enumerate(days):  # a replay enters a date's rows only once its episode is over
-            seen = [part for name, (over, *data) in episode.items() if over <= day for part in (name, *data)]
+            seen = [hashed for over, hashed in episode if over <= day]
             current[(str(p.portfolio_id), day)] = digest(
                 STRESS_VERSION, "|".join(held), *seen, w[i], beta[i], nav[i])
         inputs[p.portfolio_id] = (days, beta, nav, weights)
