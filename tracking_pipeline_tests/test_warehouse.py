@@ -10,6 +10,7 @@ import multiprocessing
 import threading
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -242,3 +243,19 @@ def test_duckdb_files_attached_to_one_process_stay_apart_and_are_released(tmp_pa
     with duckdb.connect(str(tmp_path / "a.duckdb")) as conn:  # a plain connection: no lock left behind
         conn.execute("DELETE FROM price_data WHERE ticker = 'AAA'")
     assert a.scalar("SELECT COUNT(*) FROM price_data") == 0  # the next session sees the file as it is now
+
+
+def test_query_arrow_returns_the_rows_of_query(url):
+    """The Arrow read (DuckDB natively, Postgres through its frame) holds the same dates, text, numbers and NULLs."""
+    wh = open_warehouse(url)
+    frame = bars(D, ["AAA", "B|B"], 10.0)
+    frame.loc[1, "close"] = np.nan
+    wh.replace(Write("price_data", frame, {"trade_date": (D[0], D[-1])}))
+    sql = "SELECT trade_date, ticker, adj_close, close FROM price_data WHERE trade_date >= ? ORDER BY trade_date, ticker"
+    table = wh.query_arrow(sql, [D[1]])
+    want = wh.query(sql, [D[1]])
+    assert table.num_rows == len(want) == 4
+    assert list(pd.DatetimeIndex(table.column("trade_date").to_numpy())) == list(want["trade_date"])
+    assert table.column("ticker").to_pylist() == list(want["ticker"])
+    np.testing.assert_array_equal(table.column("adj_close").to_numpy(), want["adj_close"].to_numpy(float))
+    np.testing.assert_array_equal(table.column("close").to_numpy().astype(float), want["close"].to_numpy(float))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tracking_pipeline.warehouse.schema import BOOL, DATE, FLOAT, JSON, TABLES, TIMESTAMP, Table
 
@@ -197,6 +198,17 @@ class Warehouse(ABC):
         with self._connection(write=False) as conn:
             frame = self._fetch(conn, sql, list(params))
         return _normalise_dates(frame)
+
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """`query` as an Arrow table, for large reads that are reshaped at once (price history): no pandas frame
+        and no Python string per row."""
+        self.ensure_schema()
+        with self._connection(write=False) as conn:
+            return self._fetch_arrow(conn, sql, list(params))
+
+    def _fetch_arrow(self, conn: Any, sql: str, params: Sequence[Any]) -> pa.Table:
+        """The query's rows as Arrow (this default converts the pandas result; DuckDB exports Arrow natively)."""
+        return pa.Table.from_pandas(_normalise_dates(self._fetch(conn, sql, params)), preserve_index=False)
 
     def read_table(self, name: str, where: str = "TRUE", params: Sequence[Any] = (),
                    order_by: str | None = None) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from tracking_pipeline.warehouse.base import Warehouse
 from tracking_pipeline.warehouse.schema import Table
@@ -109,6 +110,9 @@ class DuckDBWarehouse(Warehouse):
 
     def _fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> pd.DataFrame:
         return conn.execute(sql, list(params)).df()
+
+    def _fetch_arrow(self, conn: Any, sql: str, params: Sequence[Any]) -> pa.Table:
+        return conn.sql(sql, params=list(params)).to_arrow_table()
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
         conn.execute(sql, list(params))

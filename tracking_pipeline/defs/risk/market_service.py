@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from tracking_pipeline.analytics.betas import cap_beta, rolling_market_betas, rolling_ols
 from tracking_pipeline.analytics.correlations import pair_statistics
@@ -61,18 +62,25 @@ def price_frames(wh: Warehouse, start: pd.Timestamp | None, end: pd.Timestamp,
             return {c: pd.DataFrame(index=pd.DatetimeIndex([])) for c in columns}
         where.append(f"ticker IN ({', '.join('?' for _ in tickers)})")
         params.extend(tickers)
-    frame = wh.query(f"SELECT trade_date, ticker, {', '.join(columns)} FROM price_data WHERE {' AND '.join(where)}",
-                     params)
-    first = start if start is not None else (frame["trade_date"].min() if len(frame) else end)
+    table = wh.query_arrow(f"SELECT trade_date, ticker, {', '.join(columns)} FROM price_data "
+                           f"WHERE {' AND '.join(where)}", params)
+    dates = pd.DatetimeIndex(table.column("trade_date").to_numpy())
+    first = start if start is not None else (dates.min() if len(dates) else end)
     days = sessions_between(first, end)
-    ticker_pos, names = pd.factorize(frame["ticker"], sort=True)  # hashing: ~10x faster than np.unique on text
-    day_pos = days.get_indexer(pd.DatetimeIndex(frame["trade_date"]))
+    encoded = pc.dictionary_encode(table.column("ticker").combine_chunks())  # codes without a string per row
+    labels = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(labels)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    ticker_pos, names = rank[encoded.indices.to_numpy()], labels[order]
+    day_pos = days.get_indexer(dates)
     on_session = day_pos >= 0  # (key: date, ticker) rows are unique, so each cell is set at most once
     index = pd.Index(days, name="trade_date")
     out = {}
     for column in columns:
         cells = np.full((len(days), len(names)), np.nan)
-        cells[day_pos[on_session], ticker_pos[on_session]] = frame[column].to_numpy(float)[on_session]
+        values = table.column(column).to_numpy().astype(float)  # NULL -> NaN
+        cells[day_pos[on_session], ticker_pos[on_session]] = values[on_session]
         out[column] = pd.DataFrame(cells, index=index, columns=pd.Index(names, dtype=object, name="ticker"))
     return out
 
