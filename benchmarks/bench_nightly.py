@@ -4,7 +4,9 @@ The demo lake ends on 2023-10-27, so "one more day" is measured as re-running it
 backfill: `python -m tracking_pipeline backfill --start 2023-10-27 --end 2023-10-27 --force`, i.e. the portfolio
 registry, every daily asset for that partition (reading the history they need from the warehouse) and the
 unpartitioned downstream assets. Each graph (real, no-op built from the live Definitions) first gets its own full
-backfill in a fresh DAGSTER_HOME; the nightly command then runs `--repeat` times in fresh child processes.
+backfill in a fresh DAGSTER_HOME; the nightly command then runs `--repeat` times per graph in fresh child
+processes, the two graphs alternating (real, noop, noop, real, ...) so that a change in the host's speed during the
+measurement reaches both alike. Reported: medians per graph and the median of the per-round ratios.
 
     python benchmarks/bench_nightly.py [--quick] [--repeat N] [--no-postgres]
 """
@@ -27,22 +29,37 @@ QUICK_END = "2018-01-31"
 GOAL = 1.3
 
 
-def nightly(graph: str, end: str, repeat: int, postgres_url: str | None, root: Path) -> list[ChildResult]:
-    """Full backfill up to `end`, then `repeat` re-runs of the `end` partition plus downstream."""
+def backfilled(graph: str, end: str, postgres_url: str | None, root: Path) -> dict[str, str]:
+    """A fresh instance and warehouse for `graph` under `root`, fully backfilled up to `end`; returns its env."""
+    root.mkdir()
     env = clean_env(DAGSTER_HOME=str(dagster_home(root, postgres_url)),
                     TRACKING_WAREHOUSE=str(root / "warehouse.duckdb"), TRACKING_REPORTS=str(root / "reports"),
                     TRACKING_LAKE_CACHE=str(root / "lake_cache"))
     run_child([PYTHON, str(CHILD), graph, "backfill", "--start", DEMO_START, "--end", end], env=env)
-    return [run_child([PYTHON, str(CHILD), graph, "backfill", "--start", end, "--end", end, "--force"], env=env)
-            for _ in range(repeat)]
+    return env
 
 
-def measure(graph: str, end: str, repeat: int, instance: str) -> list[ChildResult]:
+def alternate(envs: dict[str, dict[str, str]], end: str, repeat: int) -> dict[str, list[ChildResult]]:
+    """`repeat` re-runs of the `end` partition plus downstream per graph, alternating the graphs (and which one
+    goes first in each round)."""
+    results: dict[str, list[ChildResult]] = {graph: [] for graph in envs}
+    graphs = list(envs)
+    for round_ in range(repeat):
+        for graph in graphs if round_ % 2 == 0 else graphs[::-1]:
+            results[graph].append(run_child([PYTHON, str(CHILD), graph, "backfill", "--start", end, "--end", end,
+                                             "--force"], env=envs[graph]))
+    return results
+
+
+def measure(end: str, repeat: int, instance: str) -> dict[str, list[ChildResult]]:
     with workdir("bench_nightly_") as root:
         if instance == "postgres":
-            with postgres_database() as url:
-                return nightly(graph, end, repeat, url, root)
-        return nightly(graph, end, repeat, None, root)
+            with postgres_database() as url_real, postgres_database() as url_noop:
+                envs = {"real": backfilled("real", end, url_real, root / "real"),
+                        "noop": backfilled("noop", end, url_noop, root / "noop")}
+                return alternate(envs, end, repeat)
+        envs = {graph: backfilled(graph, end, None, root / graph) for graph in ("real", "noop")}
+        return alternate(envs, end, repeat)
 
 
 def in_process(result: ChildResult) -> float:
@@ -68,10 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     elif problem:
         print(f"postgres instance skipped: {problem}")
     for instance in instances:
-        results = {}
-        for graph in ("noop", "real"):
-            print(f"load average before {instance} {graph}: {load_average()}", flush=True)
-            results[graph] = measure(graph, end, repeat, instance)
+        print(f"load average before {instance}: {load_average()}", flush=True)
+        results = measure(end, repeat, instance)
+        print(f"load average after {instance}: {load_average()}", flush=True)
         wall = {g: statistics.median(r.wall_s for r in rs) for g, rs in results.items()}
         jobs = {g: statistics.median(in_process(r) for r in rs) for g, rs in results.items()}
         for graph in ("real", "noop"):
@@ -88,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         ratio = wall["real"] / wall["noop"]
         cpu_ratio = (statistics.median(r.cpu_s for r in results["real"])
                      / statistics.median(r.cpu_s for r in results["noop"]))
+        rounds = [r.wall_s / z.wall_s for r, z in zip(results["real"], results["noop"])]
         figure(f"nightly {instance} ratio", f"{ratio:.2f}x the floor by process wall time "
                                             f"({'met' if ratio <= GOAL else 'MISSED'}), "
                                             f"{jobs['real'] / jobs['noop']:.2f}x by job time, {cpu_ratio:.2f}x by "
                                             f"CPU time ({'met' if cpu_ratio <= GOAL else 'MISSED'}); goal <= {GOAL}x")
+        print(f"  per-round wall ratios: {', '.join(f'{x:.2f}' for x in rounds)} "
+              f"(median {statistics.median(rounds):.2f}, range {min(rounds):.2f}-{max(rounds):.2f})")
     return 0
 
 
