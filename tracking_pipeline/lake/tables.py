@@ -88,7 +88,7 @@ def validate_prices(frame: pd.DataFrame, where: str, today: dt.date | None = Non
                     start: dt.date | str | None = None, end: dt.date | str | None = None) -> pd.DataFrame:
     """Required columns and real dates (not in the future) on every row; on the rows dated in [start, end] (every
     row by default), which are returned with their file row number in SOURCE_ROW: a ticker, a finite positive
-    adj_close and numeric bars. A nightly partition so converts and checks one day, not the file's history."""
+    adj_close and numeric bars. So a nightly partition converts and checks one day, not the file's history."""
     _require(frame, where, ("date", "ticker", "adj_close"))
     dates = _parse_dates(frame["date"], where, "date")
     limit = pd.Timestamp(today or dt.date.today())
@@ -151,7 +151,8 @@ def drop_duplicate_bars(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 
 def load_prices(lake: Lake, start: dt.date | str | None = None, end: dt.date | str | None = None,
                 tickers: list[str] | None = None) -> pd.DataFrame:
-    """All price files under prices/ (recursively), validated, optionally cut to [start, end] and tickers."""
+    """All price files under prices/ (recursively), optionally cut to [start, end] and tickers; validated as in
+    `validate_prices` (dates on every row, the other fields on the rows within [start, end])."""
     files = lake.list("prices", TABLE_PATTERNS, recursive=True)
     if not files:
         raise LakeInputError(lake.describe("prices/"), "no price files (*.csv or *.parquet) found")
