@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from tracking_pipeline.trading_calendar import month_ends
+
 PALETTE = {"raw": "#1f77b4", "conservative": "#2ca02c", "trend_regime_v2": "#ff7f0e", "benchmark": "#7f7f7f"}
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;background:#f5f7fa;color:#1a202c}
@@ -103,13 +105,10 @@ def metrics_table(metrics: pd.DataFrame) -> str:
 def monthly_table(nav: pd.Series) -> str:
     """Monthly returns (rows: years, columns: months) of one NAV series: each month's last NAV over the previous
     month's (the first month over the first NAV)."""
-    index = pd.DatetimeIndex(nav.index)
-    values = nav.to_numpy(float)
-    month = (index.year * 12 + index.month - 1).to_numpy()
-    last = np.flatnonzero(np.r_[month[1:] != month[:-1], True]) if len(month) else np.array([], dtype=int)
-    month_end = values[last]
-    returns = month_end / np.r_[values[:1], month_end[:-1]] - 1
-    by_month = dict(zip(month[last].tolist(), returns.tolist()))
+    ends = month_ends(pd.DatetimeIndex(nav.index))
+    month_end = nav.reindex(ends).to_numpy(float)
+    returns = month_end / np.r_[nav.to_numpy(float)[:1], month_end[:-1]] - 1
+    by_month = dict(zip((ends.year * 12 + ends.month - 1).tolist(), returns.tolist()))
     head = "<tr><th>Year</th>" + "".join(f"<th>{m}</th>" for m in
                                          ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
                                           "Nov", "Dec"]) + "</tr>"

@@ -53,12 +53,14 @@ def register_portfolios(lake: Lake, wh: Warehouse, default_benchmark: str,
     specs = check_tickers_priced(specs, priced, errors)
     existing = wh.read_table("portfolio_definitions")
     previous = {int(r.portfolio_id): r for r in existing.itertuples(index=False)}
-    rows, changed_ids = [], []
+    rows, changed_ids, edited = [], [], False
     for spec in specs:
         old = previous.get(spec.portfolio_id)
         row = definition_row(spec, now, old.created_at if old is not None else None)
         if old is not None and _same_definition(old, row):
             row["updated_at"] = old.updated_at
+        else:
+            edited = True
         rows.append(row)
         changed_ids.append(spec.portfolio_id)
     registered = {spec.portfolio_id for spec in specs}
@@ -71,13 +73,12 @@ def register_portfolios(lake: Lake, wh: Warehouse, default_benchmark: str,
             row.update(is_active=False, updated_at=now)
             rows.append(row)
             changed_ids.append(pid)
+            edited = True
     definitions = pd.DataFrame(rows, columns=list(existing.columns))
     holdings = pd.DataFrame([h for spec in specs for h in holdings_rows(spec)],
                             columns=["portfolio_id", "effective_date", "ticker", "weight"])
-    unchanged = (all(r["updated_at"] != now for r in rows)
-                 and _same_holdings(holdings, wh.read_table("portfolio_holdings"), registered))
-    if unchanged:  # the nightly case: nothing to rewrite
-        return existing, holdings, errors
+    if not edited and _same_holdings(holdings, wh.read_table("portfolio_holdings"), registered):
+        return existing, holdings, errors  # the nightly case: nothing to rewrite
     wh.replace(
         Write("portfolio_definitions", definitions, {"portfolio_id": changed_ids}),
         Write("portfolio_holdings", holdings, {"portfolio_id": sorted(registered)}),
