@@ -46,8 +46,8 @@ def load_series(warehouse: str | None, quick: bool) -> tuple[pl.DataFrame, str]:
                               if (ROOT / "data" / "warehouse.duckdb").exists() else None)
     if candidate:
         try:
-            from tracking_pipeline.defs.performance.service import active_portfolios
-            from tracking_pipeline.defs.performance.service import load_series as service_series
+            from tracking_pipeline.services.performance import active_portfolios
+            from tracking_pipeline.services.performance import load_series as service_series
             from tracking_pipeline.warehouse import open_warehouse
 
             wh = open_warehouse(candidate)
@@ -64,7 +64,7 @@ def load_series(warehouse: str | None, quick: bool) -> tuple[pl.DataFrame, str]:
 
 
 def ours(series: pl.DataFrame, rf_annual: float) -> pl.DataFrame:
-    from tracking_pipeline.defs.performance.service import compute_rows, full_plan
+    from tracking_pipeline.services.performance import compute_rows, full_plan
 
     return compute_rows(series, full_plan(series), rf_annual)
 

@@ -49,7 +49,7 @@ def child(tickers: int, years: int, portfolios: int) -> dict[str, float]:
     from _universe import generated_universe, overlay_allocations, raw_navs, return_series, variant_navs
     from tracking_pipeline.analytics.betas import rolling_market_betas
     from tracking_pipeline.analytics.indicators import simple_returns
-    from tracking_pipeline.defs.performance.service import compute_rows, full_plan
+    from tracking_pipeline.services.performance import compute_rows, full_plan
 
     rf_d = 0.0
     stages: dict[str, float] = {}

@@ -32,8 +32,9 @@ def backfill(start: str, end: str, chunk: int = DEFAULT_CHUNK, force: bool = Fal
     """Run the chain over [start, end]; returns a process exit code and prints progress."""
     import dagster as dg
 
-    from tracking_pipeline.definitions import defs
+    from tracking_pipeline.definitions import build_definitions
 
+    defs = build_definitions()
     instance = dg.DagsterInstance.get()
     days = sessions_between(start, end)
     if len(days) == 0:
@@ -43,8 +44,10 @@ def backfill(start: str, end: str, chunk: int = DEFAULT_CHUNK, force: bool = Fal
     valid = set(partitions.get_partition_keys(dynamic_partitions_store=instance))
     unknown = [d.date().isoformat() for d in days if d.date().isoformat() not in valid]
     if unknown:
-        print(f"error: {unknown[0]} is not a partition (partitions start at TRACKING_PARTITIONS_START)",
-              file=sys.stderr)
+        keys = sorted(valid)
+        print(f"error: {unknown[0]} is not a daily partition: partitions run from {keys[0]} to {keys[-1]} "
+              "(TRACKING_PARTITIONS_START / TRACKING_PARTITIONS_END; by default the lake's first day with prices to "
+              "the latest NYSE session whose close has passed)", file=sys.stderr)
         return 2
     t0 = time.monotonic()
     failures: list[str] = []

@@ -47,6 +47,13 @@ def previous_session(day: dt.date | str) -> pd.Timestamp:
     return s[i]
 
 
+def sessions_before(day: dt.date | str | pd.Timestamp, count: int) -> pd.Timestamp:
+    """The session `count` sessions before `day` (for indicator look-back; the calendar's first at most)."""
+    sessions = nyse_sessions()
+    i = max(int(sessions.searchsorted(pd.Timestamp(day))) - count, 0)
+    return sessions[i]
+
+
 def non_session_weekdays(start: dt.date | str, end: dt.date | str) -> pd.DatetimeIndex:
     """Weekdays in [start, end] on which NYSE is closed (holidays)."""
     weekdays = pd.bdate_range(start, end)

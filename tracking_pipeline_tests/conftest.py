@@ -40,14 +40,16 @@ class TrackingEnv:
 
 @pytest.fixture
 def tracking_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrackingEnv:
-    """A small lake (demo data 2018-01-02..2019-06-28), a DuckDB warehouse and a temporary Dagster instance."""
+    """A small lake (demo data 2018-01-02..2019-06-28), a DuckDB warehouse and a temporary Dagster instance; the
+    partitions begin on the lake's first day (2018-01-02) and are open-ended."""
     lake = make_lake(tmp_path / "lake")
     warehouse = str(tmp_path / "warehouse.duckdb")
     monkeypatch.setenv("TRACKING_LAKE", str(lake))
     monkeypatch.setenv("TRACKING_WAREHOUSE", warehouse)
     monkeypatch.setenv("TRACKING_REPORTS", str(tmp_path / "reports"))
     monkeypatch.setenv("TRACKING_LAKE_CACHE", str(tmp_path / "lake_cache"))
-    monkeypatch.setenv("TRACKING_PARTITIONS_START", "2018-01-02")
+    monkeypatch.delenv("TRACKING_PARTITIONS_START", raising=False)  # partitions from the lake's first day
+    monkeypatch.delenv("TRACKING_PARTITIONS_END", raising=False)
     monkeypatch.delenv("TRACKING_RISK_FREE_RATE", raising=False)
     monkeypatch.delenv("TRACKING_MARKET_TICKER", raising=False)
     (tmp_path / "dagster_home").mkdir()

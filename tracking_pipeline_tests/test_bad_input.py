@@ -18,6 +18,12 @@ from tracking_pipeline.settings import DEMO_LAKE
 from tracking_pipeline_tests.helpers import run_assets, run_job, run_nav_chain, step_failure_messages, write_portfolio
 
 D1, D2 = "2018-07-02", "2018-07-06"
+
+
+@pytest.fixture(autouse=True)
+def history_from_d1(tracking_env, monkeypatch):
+    """The tests run ranges from D1: the partitions (and so the history a day needs) begin there."""
+    monkeypatch.setenv("TRACKING_PARTITIONS_START", D1)
 HEADER = "date,ticker,adj_close\n"
 GOOD_ROW = "2018-07-02,ZZZ,10.5\n"
 DEMO_SPECS = [yaml.safe_load(p.read_text()) for p in sorted((DEMO_LAKE / "portfolios").glob("*.yaml"))]
@@ -242,7 +248,7 @@ def test_an_unpriced_market_ticker_fails_market_features_clearly(tracking_env, m
 
 def test_an_unexpected_error_in_one_book_does_not_stop_the_others(tracking_env, monkeypatch):
     """A bug (not an input error) hit by one portfolio is reported with its type; the other books' NAV is written."""
-    from tracking_pipeline.defs.portfolios import nav_service
+    from tracking_pipeline.services import nav as nav_service
 
     real = nav_service._portfolio_rows
 

@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from tracking_pipeline.defs.portfolios.registry import _same_holdings
+from tracking_pipeline.services.registry import _same_holdings
 from tracking_pipeline.warehouse import TABLES, open_warehouse
 from tracking_pipeline_tests.helpers import assert_same_tables, run_job, table_snapshot, write_portfolio
 
@@ -41,6 +41,7 @@ def keys_unique(wh) -> None:  # noqa: ANN001
 @pytest.fixture
 def env(tracking_env, monkeypatch):
     monkeypatch.setenv("TRACKING_RISK_FREE_RATE", "0.04")
+    monkeypatch.setenv("TRACKING_PARTITIONS_START", A)  # the history begins at A: no partition before it
     write_portfolio(tracking_env.lake, "rebalancer.yaml", BOOK)
     return tracking_env
 

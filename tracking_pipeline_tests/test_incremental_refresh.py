@@ -6,8 +6,8 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from tracking_pipeline.defs.portfolios.nav_service import load_active_portfolios
-from tracking_pipeline.defs.risk.market_service import compute_correlations
+from tracking_pipeline.services.nav import load_active_portfolios
+from tracking_pipeline.services.market_risk import compute_correlations
 from tracking_pipeline.warehouse import Write
 from tracking_pipeline_tests.helpers import QUIET, run_assets, run_job
 

@@ -56,7 +56,7 @@ def chain(tmp_path_factory):
     warehouse = str(root / "warehouse.duckdb")
     with pytest.MonkeyPatch.context() as mp:
         for name, value in {"TRACKING_LAKE": str(lake), "TRACKING_WAREHOUSE": warehouse,
-                            "TRACKING_PARTITIONS_START": LAKE_START, "TRACKING_RISK_FREE_RATE": str(RATE),
+                            "TRACKING_PARTITIONS_START": START, "TRACKING_RISK_FREE_RATE": str(RATE),
                             "TRACKING_LAKE_CACHE": str(root / "cache")}.items():
             mp.setenv(name, value)
         mp.delenv("TRACKING_MARKET_TICKER", raising=False)

@@ -1,6 +1,6 @@
 """`portfolio_metrics` on the demo data through Dagster: every metric equals empyrical-reloaded (quantstats for
 win_rate) computed from the NAV read back from the warehouse, a nightly day rewrites only the periods containing it,
-undefined values are NULL, eager automation follows NAV updates, and the fallback agrees with the table.
+undefined values are NULL, and the fallback agrees with the table.
 
 One module-scoped environment (small demo lake, DuckDB, temporary Dagster instance, TRACKING_RISK_FREE_RATE=3%):
 the NAV chain over 2018-01-02..2019-06-27 and a metrics run, then the daily job for 2019-06-28 and another."""
@@ -19,7 +19,7 @@ import pytest
 import quantstats as qs
 
 from tracking_pipeline.analytics.metrics import METRIC_COLUMNS, daily_risk_free
-from tracking_pipeline.defs.performance.service import BENCHMARK, get_metrics
+from tracking_pipeline.services.performance import BENCHMARK, get_metrics
 from tracking_pipeline_tests.conftest import TrackingEnv
 from tracking_pipeline_tests.helpers import QUIET, make_lake, run_nav_chain, write_portfolio
 
@@ -40,8 +40,6 @@ class Demo:
     after: pd.DataFrame
     first_run: dict
     second_run: dict
-    requested_after_first: int
-    requested_after_new_day: int
 
 
 def _run_metrics(demo_defs: dg.Definitions, instance: dg.DagsterInstance) -> dict:
@@ -53,12 +51,6 @@ def _run_metrics(demo_defs: dg.Definitions, instance: dg.DagsterInstance) -> dic
         assert check.passed, (check.check_name, {k: v.value for k, v in check.metadata.items()})
     [mat] = result.asset_materializations_for_node("portfolio_metrics")
     return {k: v.value for k, v in mat.metadata.items()}
-
-
-def _requested(demo_defs: dg.Definitions, instance: dg.DagsterInstance, cursor):  # noqa: ANN001
-    result = dg.evaluate_automation_conditions(defs=demo_defs, instance=instance, cursor=cursor,
-                                               asset_selection=dg.AssetSelection.assets(METRICS))
-    return result.get_num_requested(METRICS), result.cursor
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +75,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
             first_run = _run_metrics(demo_defs, instance)
             wh = env.warehouse_handle()
             before = wh.read_table("portfolio_metrics")
-            requested_after_first, cursor = _requested(demo_defs, instance, None)
             run_nav_chain(demo_defs, instance, NEW_DAY, NEW_DAY)
-            requested_after_new_day, _ = _requested(demo_defs, instance, cursor)
             second_run = _run_metrics(demo_defs, instance)
             after = wh.read_table("portfolio_metrics")
-            yield Demo(env, demo_defs, before, after, first_run, second_run, requested_after_first,
-                       requested_after_new_day)
+            yield Demo(env, demo_defs, before, after, first_run, second_run)
 
 
 # --------------------------------------------------------------------------- independent reference
@@ -282,11 +271,6 @@ def test_kpi_metadata_lists_all_and_ytd_rows(demo):
     assert len(lines) == 2 * len(demo.after.groupby(["portfolio_id", "variant"]))
     assert all("| all " in line or "| ytd " in line for line in lines)
     assert "Tech Leaders" in md and "benchmark" in md
-
-
-def test_eager_condition_follows_nav_updates(demo):
-    assert demo.requested_after_first == 0
-    assert demo.requested_after_new_day == 1
 
 
 def test_fallback_reads_the_table_and_live_matches_it(demo):

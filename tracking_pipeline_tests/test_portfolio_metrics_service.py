@@ -16,7 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from tracking_pipeline.analytics.metrics import METRIC_COLUMNS, daily_risk_free
-from tracking_pipeline.defs.performance.service import (
+from tracking_pipeline.services.performance import (
     BENCHMARK, active_portfolios, compute_rows, full_plan, get_metrics, load_series, refresh_metrics,
 )
 from tracking_pipeline.trading_calendar import sessions_between

@@ -21,6 +21,12 @@ START, END = "2018-06-25", "2018-08-31"
 MIDDLE = ("2018-07-23", "2018-08-10")
 
 
+@pytest.fixture(autouse=True)
+def history_from_start(tracking_env, monkeypatch):
+    """The runs here begin at START: so do the partitions (a day's history never reaches before them)."""
+    monkeypatch.setenv("TRACKING_PARTITIONS_START", START)
+
+
 @pytest.fixture(params=["duckdb", "postgres"])
 def backend(request, tracking_env, monkeypatch):
     """(Dagster instance, warehouse URL): DuckDB + SQLite instance, or Postgres warehouse + deploy/dagster.yaml."""

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
+
 from tracking_pipeline.warehouse import open_warehouse
 from tracking_pipeline_tests.helpers import assert_same_tables, table_snapshot
 
@@ -27,14 +29,30 @@ def _env(tracking_env, name: str) -> tuple[dict[str, str], str]:
     (root / "dagster_home").mkdir(parents=True)
     warehouse = str(root / "warehouse.duckdb")
     env = dict(os.environ, DAGSTER_HOME=str(root / "dagster_home"), TRACKING_WAREHOUSE=warehouse,
-               TRACKING_REPORTS=str(root / "reports"))
+               TRACKING_REPORTS=str(root / "reports"), TRACKING_PARTITIONS_START=START)
+    (root / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     return env, warehouse
+
+
+def _stop_inside_second_chunk(process: subprocess.Popen, home: Path) -> dg.DagsterRun:
+    """Freeze the backfill (SIGSTOP) as soon as the second chunk's run has completed a step: the kill then
+    lands inside that run whatever the machine's speed. Returns the run as it was when frozen."""
+    deadline = time.monotonic() + TIMEOUT_S
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        while time.monotonic() < deadline:
+            runs = instance.get_runs(dg.RunsFilter(job_name="daily_assets_job"))
+            if len(runs) >= 2 and instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.STEP_SUCCESS):
+                process.send_signal(signal.SIGSTOP)
+                return instance.get_run_by_id(runs[0].run_id)
+            assert process.poll() is None, "the backfill ended before its second chunk could be interrupted"
+            time.sleep(0.02)
+    raise AssertionError("the second chunk never completed a step")
 
 
 def test_killed_backfill_resumes_to_the_uninterrupted_result(tracking_env):
     """Reference: one uninterrupted backfill (default chunking: one range run). Then a backfill in chunks of 20
-    trading days is SIGKILLed right after its first chunk reports ok (inside the second chunk's run), and
-    started again: chunk 1 is skipped, the rest completes, the tables equal the reference."""
+    trading days is SIGKILLed inside the second chunk's run (after one of its steps wrote), and started again:
+    chunk 1 is skipped, the rest completes, the tables equal the reference."""
     ref_env, ref_wh = _env(tracking_env, "uninterrupted")
     t0 = time.monotonic()
     ref = _backfill(ref_env)
@@ -49,12 +67,12 @@ def test_killed_backfill_resumes_to_the_uninterrupted_result(tracking_env):
         seen.append(line)
         if "chunk 1)" in line:
             assert ": ok" in line, "".join(seen)
-            time.sleep(1.0)
-            first.send_signal(signal.SIGKILL)
             break
+    second_chunk = _stop_inside_second_chunk(first, Path(env["DAGSTER_HOME"]))
+    first.send_signal(signal.SIGKILL)
     first.wait(timeout=60)
     assert first.returncode == -signal.SIGKILL, "".join(seen)
-    assert not any("backfill complete" in line for line in seen)
+    assert second_chunk.status == dg.DagsterRunStatus.STARTED  # killed inside chunk 2, after some of its steps
 
     t0 = time.monotonic()
     second = _backfill(env, "--chunk", str(CHUNK))

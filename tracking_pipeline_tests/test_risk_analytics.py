@@ -16,7 +16,7 @@ from tracking_pipeline.analytics.concentration import (
 from tracking_pipeline.analytics.stress import (
     HistoricalScenario, episode_rows, historical_replay, historical_replays_frame,
 )
-from tracking_pipeline.defs.risk.portfolio_service import THRESHOLD_ENV, rebalance_threshold
+from tracking_pipeline.services.portfolio_risk import THRESHOLD_ENV, rebalance_threshold
 
 DAYS = pd.date_range("2024-01-01", periods=4, freq="D")
 WEIGHTS = pd.DataFrame({"AAPL": [0.3, 0.32, 0.0, 0.1], "MSFT": [0.2, 0.18, 0.5, np.nan],

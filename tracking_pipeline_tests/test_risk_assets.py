@@ -24,7 +24,7 @@ from scipy import stats
 
 from tracking_pipeline.analytics.concentration import BUILTIN_SP500_SECTOR_WEIGHTS
 from tracking_pipeline.analytics.indicators import atr, ema, rsi, stochastic
-from tracking_pipeline.defs.risk.portfolio_service import compute_snapshots
+from tracking_pipeline.services.portfolio_risk import compute_snapshots
 from tracking_pipeline.lake.portfolios import portfolio_id_for
 from tracking_pipeline.trading_calendar import sessions_between
 from tracking_pipeline_tests.helpers import make_lake, run_job

@@ -7,6 +7,7 @@ import uuid
 
 import boto3
 import dagster as dg
+import pytest
 
 from tracking_pipeline.warehouse import open_warehouse
 from tracking_pipeline_tests.helpers import (
@@ -15,6 +16,12 @@ from tracking_pipeline_tests.helpers import (
 
 START, END = "2018-06-25", "2018-08-31"
 BUCKET = f"tracking-lake-{uuid.uuid4().hex[:8]}"  # moto keeps buckets per process, across tests
+
+
+@pytest.fixture(autouse=True)
+def history_from_start(tracking_env, monkeypatch):
+    """The runs here begin at START: so do the partitions (a day's history never reaches before them)."""
+    monkeypatch.setenv("TRACKING_PARTITIONS_START", START)
 
 
 def _lake_warnings(result: dg.ExecuteInProcessResult, asset: str) -> list[str]:

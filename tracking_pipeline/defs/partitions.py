@@ -1,27 +1,59 @@
-"""Trading-day partitions: NYSE sessions from TRACKING_PARTITIONS_START."""
+"""Trading-day partitions: NYSE sessions from the first day with data to the latest session whose close has passed.
+
+Built from the settings each time the definitions load (never at import), so TRACKING_PARTITIONS_START/END take
+effect in every process. Each partition's time window opens at the 16:00 New York close of its session: the
+partition for day D exists once D's close has passed (the nightly run at 18:00 can target it) and never before.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import dagster as dg
+import pandas as pd
 
-from tracking_pipeline.trading_calendar import nyse_sessions, non_session_weekdays
-from tracking_pipeline.settings import load_settings
+from tracking_pipeline.lake import open_lake
+from tracking_pipeline.lake.tables import price_day_span
+from tracking_pipeline.settings import Settings
+from tracking_pipeline.trading_calendar import non_session_weekdays, nyse_sessions
 
-WEEKENDS = "0 0 * * 6,0"
+NYSE_TIMEZONE = "America/New_York"
+CLOSE_HOUR = 16
+WEEKENDS = f"0 {CLOSE_HOUR} * * 6,0"
 
 
-def trading_day_partitions(start: str | None = None) -> dg.DailyPartitionsDefinition:
-    """Daily partitions excluding weekends and NYSE holidays; today's session is included (end_offset=1)
-    so the nightly run after the close can target it."""
-    start = start or load_settings().partitions_start
-    holidays = non_session_weekdays(start, nyse_sessions()[-1])
+def partition_bounds(settings: Settings) -> tuple[str, str | None]:
+    """(first partition, last partition or None for "the latest closed session").
+
+    The first is TRACKING_PARTITIONS_START, else the lake's first trading day with prices. The last is
+    TRACKING_PARTITIONS_END, else, on the packaged demo lake (a frozen 2018-2023 snapshot), its last day with
+    prices, else open-ended."""
+    start, end = settings.partitions_start, settings.partitions_end
+    if start is None or (end is None and settings.on_demo_lake):
+        first, last = price_day_span(open_lake(settings.lake))
+        start = start or first.isoformat()
+        if end is None and settings.on_demo_lake:
+            end = last.isoformat()
+    if end is not None and end < start:
+        raise ValueError(f"TRACKING_PARTITIONS_END {end} is before the first partition {start}")
+    return start, end
+
+
+def trading_day_partitions(start: str, end: str | None = None) -> dg.DailyPartitionsDefinition:
+    """Daily partitions on NYSE sessions in [start, end]; open-ended (end None) up to the latest session whose
+    16:00 New York close has passed."""
+    last_known = nyse_sessions()[-1]
+    holidays = non_session_weekdays(start, last_known)
+    bounds: dict[str, object] = {"end_offset": 1}
+    if end is not None:
+        after = pd.Timestamp(end) + pd.Timedelta(days=1)
+        bounds = {"end_date": dt.datetime(after.year, after.month, after.day, CLOSE_HOUR)}
     return dg.DailyPartitionsDefinition(
-        start_date=start,
-        end_offset=1,
-        exclusions=[WEEKENDS, *[dt.datetime(d.year, d.month, d.day) for d in holidays]],
+        start_date=start, hour_offset=CLOSE_HOUR, timezone=NYSE_TIMEZONE,
+        exclusions=[WEEKENDS, *[dt.datetime(d.year, d.month, d.day, CLOSE_HOUR) for d in holidays]],
+        **bounds,
     )
 
 
-trading_days = trading_day_partitions()
+def build_trading_days(settings: Settings) -> dg.DailyPartitionsDefinition:
+    return trading_day_partitions(*partition_bounds(settings))

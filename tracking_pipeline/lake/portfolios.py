@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -48,6 +49,8 @@ class PortfolioSpec:
     is_active: bool
     file: str
     config: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+    """The file's path relative to the lake root (stable when the lake is copied or moved)."""
 
     @property
     def portfolio_id(self) -> int:
@@ -161,7 +164,7 @@ def read_portfolio_file(lake: Lake, relative: str, default_benchmark: str,
     except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise LakeInputError(where, f"malformed {'JSON' if relative.endswith('.json') else 'YAML'}: "
                                     f"{_parse_problem(exc)}") from exc
-    return parse_portfolio(raw, where, default_benchmark, available_overlays)
+    return dataclasses.replace(parse_portfolio(raw, where, default_benchmark, available_overlays), path=relative)
 
 
 def load_portfolios(lake: Lake, default_benchmark: str,

@@ -8,6 +8,7 @@ metadata. With neither, a clear error names the object.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import os
 import shutil
@@ -80,11 +81,16 @@ class Lake:
         stat = (Path(self.root) / relative).stat()
         return f"{stat.st_size}-{stat.st_mtime_ns}"
 
-    def versions(self, prefix: str, patterns: tuple[str, ...]) -> dict[str, str]:
-        """{relative path: version} for the files `list` returns, from one listing (one S3 request)."""
+    def versions(self, prefix: str, patterns: tuple[str, ...], content: bool = False) -> dict[str, str]:
+        """{relative path: version} for the files `list` returns, from one listing (one S3 request). With
+        `content`, a local file's version is the SHA-256 of its bytes (a copied file keeps it; for small files
+        such as portfolios); the S3 ETag already depends on the content only."""
         files = self.list(prefix, patterns)
         if self.is_s3:
             return {relative: self._etags.get(relative, "") for relative in files}
+        if content:
+            return {relative: hashlib.sha256((Path(self.root) / relative).read_bytes()).hexdigest()
+                    for relative in files}
         return {relative: self.version(relative) for relative in files}
 
     # --- S3 --------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 
@@ -275,3 +276,35 @@ def load_allocation_history(lake: Lake, model: str) -> pd.Series | None:
         raise LakeInputError(where, f"target_allocation must be in [0, 1], got {values.iloc[row]!r}",
                              row=row + 1, field="target_allocation")
     return pd.Series(values.to_numpy(), index=pd.DatetimeIndex(dates), name=model).sort_index()
+
+
+def price_day_span(lake: Lake) -> tuple[dt.date, dt.date]:
+    """The first and last trading day with prices in the lake, from the date column of every price file.
+
+    Cached in the lake cache folder under a key made of the files' versions, so repeated definition loads read
+    no price file until one changes."""
+    files = lake.list("prices", TABLE_PATTERNS, recursive=True)
+    if not files:
+        raise LakeInputError(lake.describe("prices/"), "no price files (*.csv or *.parquet) found")
+    versions = {relative: lake.version(relative) for relative in files}
+    digest = hashlib.sha256(json.dumps([lake.root, versions], sort_keys=True).encode()).hexdigest()[:24]
+    cached = lake.cache_dir / ".price_span" / f"{digest}.json"
+    if cached.is_file():
+        first, last = json.loads(cached.read_text())
+        return dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    lows, highs = [], []
+    for relative in files:
+        where = lake.describe(relative)
+        frame = read_frame(lake, relative, columns=("date",))
+        _require(frame, where, ("date",))
+        days = _parse_dates(frame["date"], where, "date")
+        days = days[session_mask(days)]
+        if len(days):
+            lows.append(days.min())
+            highs.append(days.max())
+    if not lows:
+        raise LakeInputError(lake.describe("prices/"), "no price row is dated on a trading day")
+    span = (min(lows).date(), max(highs).date())
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps([d.isoformat() for d in span]))
+    return span

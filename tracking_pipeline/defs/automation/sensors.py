@@ -1,8 +1,9 @@
 """Sensors: portfolio registration (lake portfolios/*) and the downstream assets after the daily ones.
 
 Portfolio registration (seed 000, phase 8). The cursor is JSON:
-``{"files": {path: version}, "pending": {token: [portfolio, ...]}}`` where a version is size+mtime locally
-and the ETag on S3 (`Lake.versions`). The first tick only records the listing (the portfolios already there
+``{"files": {path: version}, "pending": {token: [portfolio, ...]}}`` where a path is relative to the lake root
+and a version is the SHA-256 of the file's bytes locally and the ETag on S3 (`Lake.versions(content=True)`), so
+a copy of the same lake registers nothing new. The first tick only records the listing (the portfolios already there
 are covered by `make demo` / the CLI backfill). Afterwards, on a new, changed or removed file:
 
 1. tick N requests `portfolio_registry_job` tagged ``tracking/registration=<token>`` (the registry upserts
@@ -27,8 +28,10 @@ import time
 import dagster as dg
 
 from tracking_pipeline.analytics.overlays.registry import available_models
+from tracking_pipeline.defs.automation.daily_runs import (
+    PRIORITY_TAG, RANGE_END_TAG, RANGE_START_TAG, TRIGGER_TAG, daily_asset_keys, date_priority, runs_in_flight,
+)
 from tracking_pipeline.defs.jobs import daily_assets_job, daily_selection, downstream_job, registry_job
-from tracking_pipeline.defs.partitions import trading_days
 from tracking_pipeline.defs.portfolios.assets import PORTFOLIO_TAG
 from tracking_pipeline.defs.resources import LakeResource, TrackingSettings
 from tracking_pipeline.lake import Lake, LakeInputError
@@ -36,8 +39,6 @@ from tracking_pipeline.lake.portfolios import PORTFOLIO_PATTERNS, read_portfolio
 from tracking_pipeline.trading_calendar import next_session_on_or_after
 
 REGISTRATION_TAG = "tracking/registration"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 NAV_KEY = dg.AssetKey("portfolio_daily_nav")
 # Upstream of the NAV: the backfill can only reach the last day both are materialized for.
 NAV_INPUTS = (dg.AssetKey("price_data"), dg.AssetKey("overlay_signals"))
@@ -75,8 +76,8 @@ def _backfill_request(portfolio: dict, end: str, token: str, assets: list[dg.Ass
     return dg.RunRequest(
         run_key=f"nav-history-{token}-{portfolio['portfolio_id']}", job_name=daily_assets_job.name,
         asset_selection=assets,
-        tags={RANGE_START_TAG: portfolio["start"], RANGE_END_TAG: end,
-              PORTFOLIO_TAG: str(portfolio["portfolio_id"]), "tracking/trigger": "portfolio_registration"},
+        tags={RANGE_START_TAG: portfolio["start"], RANGE_END_TAG: end, PRIORITY_TAG: date_priority(portfolio["start"]),
+              PORTFOLIO_TAG: str(portfolio["portfolio_id"]), TRIGGER_TAG: "portfolio_registration"},
     )
 
 
@@ -110,7 +111,8 @@ def _resolve_pending(context: dg.SensorEvaluationContext, pending: dict[str, lis
                              f"{[p['name'] for p in portfolios]}")
             continue
         assets = _nav_history_assets(context)
-        first_partition = trading_days.start.date().isoformat()
+        first_partition = context.repository_def.get_job(daily_assets_job.name).partitions_def \
+            .get_first_partition_key()
         for portfolio in portfolios:
             if portfolio["start"] < first_partition:
                 context.log.error(f"{portfolio['name']}: start_date {portfolio['start']} is before the first "
@@ -150,7 +152,7 @@ def _active_portfolio(lake: Lake, relative: str, benchmark: str,
 def portfolio_registration_sensor(context: dg.SensorEvaluationContext, lake: LakeResource,
                                   tracking: TrackingSettings) -> dg.SensorResult:
     source = lake.open()
-    current = source.versions("portfolios", PORTFOLIO_PATTERNS)
+    current = source.versions("portfolios", PORTFOLIO_PATTERNS, content=True)
     for warning in source.warnings:
         context.log.warning(warning)
     cursor = read_cursor(context.cursor)
@@ -184,17 +186,28 @@ def portfolio_registration_sensor(context: dg.SensorEvaluationContext, lake: Lak
     return dg.SensorResult(run_requests=requests, cursor=new_cursor)
 
 
-@dg.run_status_sensor(
-    name="downstream_after_daily_sensor", run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[daily_assets_job], request_job=downstream_job, minimum_interval_seconds=30,
+@dg.sensor(
+    name="downstream_after_daily_sensor", job=downstream_job, minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After each successful daily_assets_job run (nightly, backfill or a portfolio's history), runs "
-                "downstream_job: the unpartitioned metrics and reports.",
+    description="After new materializations of any daily asset, whatever launched them (nightly schedule, job or "
+                "asset backfill from the UI, a portfolio's history run, the CLI), and once no run writing the "
+                "daily assets is queued or running: one downstream_job run (metrics, reports) for the whole batch.",
 )
-def downstream_after_daily_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest:
-    run = context.dagster_run
-    context.log.info(f"daily_assets_job run {run.run_id} succeeded: requesting {downstream_job.name}")
-    return dg.RunRequest(run_key=f"downstream-{run.run_id}",
-                         tags={"tracking/after_run": run.run_id, "tracking/trigger": "daily_success"})
-
-
+def downstream_after_daily_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """The cursor is the event-log id of the latest daily-asset materialization already followed."""
+    keys = daily_asset_keys(context.repository_def)
+    latest = max((r.asset_entry.last_materialization_record.storage_id
+                  for r in context.instance.get_asset_records(keys)
+                  if r.asset_entry.last_materialization_record is not None), default=0)
+    seen = int(context.cursor or 0)
+    if latest <= seen:
+        return dg.SkipReason("no new materialization of the daily assets")
+    busy = runs_in_flight(context.instance, keys)
+    if busy:
+        return dg.SkipReason(f"new daily materializations; waiting for {len(busy)} queued or running run(s) "
+                             f"({', '.join(r.run_id[:8] for r in busy[:3])}) to finish the batch")
+    context.log.info(f"daily assets materialized up to event {latest}: requesting {downstream_job.name}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"downstream-{latest}",
+                                    tags={"tracking/after_event": str(latest), TRIGGER_TAG: "daily_materialized"})],
+        cursor=str(latest))

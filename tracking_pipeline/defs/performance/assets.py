@@ -6,20 +6,12 @@ import dagster as dg
 from dagster import AssetExecutionContext
 import polars as pl
 
-from tracking_pipeline.defs.common import preview
-from tracking_pipeline.defs.market.assets import price_data
+from tracking_pipeline.defs.common import DefsContext, preview, table_spec_metadata
 from tracking_pipeline.defs.performance.checks import METRICS_CHECKS, metrics_check_results
-from tracking_pipeline.defs.performance.service import kpi_table, refresh_metrics
-from tracking_pipeline.defs.portfolios.assets import portfolio_daily_nav
+from tracking_pipeline.services.performance import kpi_table, refresh_metrics
 from tracking_pipeline.defs.resources import TrackingSettings, WarehouseResource
 
 GROUP = "performance"
-
-
-# eager(), except that it does not wait for missing upstream partitions: the trading-day partitions run from
-# TRACKING_PARTITIONS_START to today, and days before the lake's history (or not yet run) stay missing for good,
-# which would block eager() forever. It still waits while a NAV/price run is in progress.
-FOLLOW_NAV_UPDATES = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
 
 
 class MetricsConfig(dg.Config):
@@ -28,39 +20,42 @@ class MetricsConfig(dg.Config):
     full_refresh: bool = False
 
 
-@dg.asset(
-    group_name=GROUP, deps=[portfolio_daily_nav, price_data], check_specs=METRICS_CHECKS, pool="warehouse",
-    automation_condition=FOLLOW_NAV_UPDATES, kinds={"duckdb", "postgres"},
-    description="Total return, CAGR, volatility, Sharpe, Sortino, max drawdown, Calmar, win rate, VaR/CVaR 95, "
-                "beta, alpha, tracking error and information ratio (CONTRACT §4) of every active portfolio, variant "
-                "and its benchmark (variant 'benchmark') per week, month, quarter, year, ytd and all. Incremental: "
-                "only the periods containing changed or new NAV days are recomputed (docs/metrics.md).",
-)
-def portfolio_metrics(context: AssetExecutionContext, config: MetricsConfig, warehouse: WarehouseResource,
-                      tracking: TrackingSettings) -> dg.MaterializeResult:
-    t0 = time.monotonic()
-    with warehouse.session() as wh:
-        refresh = refresh_metrics(wh, tracking.risk_free_rate, full=config.full_refresh)
-        for message in refresh.errors.values():
-            context.log.error(message)
-        names = dict(zip(refresh.portfolios["portfolio_id"].to_list(), refresh.portfolios["name"].to_list()))
-        plan = {names[r["portfolio_id"]]: ("full" if r["full"] else f"from {r['since']}")
-                for r in refresh.plan.iter_rows(named=True)}
-        rows = refresh.rows
-        period_counts = rows.group_by("period_type").len().sort("period_type")
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": refresh.rows_total,
-                "rows_recomputed": rows.height,
-                "rows_total": refresh.rows_total,
-                "recomputed_by_period_type": dg.MetadataValue.json(dict(period_counts.iter_rows())),
-                "portfolios_recomputed": dg.MetadataValue.json(plan),
-                "portfolios_unchanged": len(refresh.unchanged),
-                "portfolios_failed": len(refresh.errors),
-                "risk_free_rate": tracking.risk_free_rate,
-                "kpi": dg.MetadataValue.md(kpi_table(wh, refresh.portfolios)),
-                "preview": preview(rows.filter(pl.col("period_type") == "month").to_pandas()),
-                "seconds": round(time.monotonic() - t0, 3),
-            },
-            check_results=metrics_check_results(wh, refresh),
-        )
+def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        group_name=GROUP, deps=["portfolio_daily_nav", "price_data"], check_specs=METRICS_CHECKS, pool="warehouse",
+        kinds=ctx.kinds, metadata=table_spec_metadata("portfolio_metrics"),
+        description="Total return, CAGR, volatility, Sharpe, Sortino, max drawdown, Calmar, win rate, VaR/CVaR 95, "
+                    "beta, alpha, tracking error and information ratio (CONTRACT §4) of every active portfolio, variant "
+                    "and its benchmark (variant 'benchmark') per week, month, quarter, year, ytd and all. Incremental: "
+                    "only the periods containing changed or new NAV days are recomputed (docs/metrics.md).",
+    )
+    def portfolio_metrics(context: AssetExecutionContext, config: MetricsConfig, warehouse: WarehouseResource,
+                          tracking: TrackingSettings) -> dg.MaterializeResult:
+        t0 = time.monotonic()
+        with warehouse.session() as wh:
+            refresh = refresh_metrics(wh, tracking.risk_free_rate, full=config.full_refresh)
+            for message in refresh.errors.values():
+                context.log.error(message)
+            names = dict(zip(refresh.portfolios["portfolio_id"].to_list(), refresh.portfolios["name"].to_list()))
+            plan = {names[r["portfolio_id"]]: ("full" if r["full"] else f"from {r['since']}")
+                    for r in refresh.plan.iter_rows(named=True)}
+            rows = refresh.rows
+            period_counts = rows.group_by("period_type").len().sort("period_type")
+            return dg.MaterializeResult(
+                metadata={
+                    "dagster/row_count": refresh.rows_total,
+                    "rows_recomputed": rows.height,
+                    "rows_total": refresh.rows_total,
+                    "recomputed_by_period_type": dg.MetadataValue.json(dict(period_counts.iter_rows())),
+                    "portfolios_recomputed": dg.MetadataValue.json(plan),
+                    "portfolios_unchanged": len(refresh.unchanged),
+                    "portfolios_failed": len(refresh.errors),
+                    "risk_free_rate": tracking.risk_free_rate,
+                    "kpi": dg.MetadataValue.md(kpi_table(wh, refresh.portfolios)),
+                    "preview": preview(rows.filter(pl.col("period_type") == "month").to_pandas(), wh=wh),
+                    "seconds": round(time.monotonic() - t0, 3),
+                },
+                check_results=metrics_check_results(wh, refresh),
+            )
+
+    return [portfolio_metrics]

@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from tracking_pipeline.analytics.metrics import METRIC_COLUMNS
-from tracking_pipeline.defs.performance.service import BENCHMARK, KEYS, MetricsRefresh, in_list, to_polars
+from tracking_pipeline.services.performance import BENCHMARK, KEYS, MetricsRefresh, in_list, to_polars
 from tracking_pipeline.warehouse import Warehouse
 
 METRICS_CHECKS = [

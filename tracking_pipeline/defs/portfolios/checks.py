@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from tracking_pipeline.defs.portfolios.nav_service import NavRun, load_active_portfolios
+from tracking_pipeline.services.nav import NavRun, load_active_portfolios
 from tracking_pipeline.trading_calendar import sessions_between
 from tracking_pipeline.warehouse import Warehouse
 

@@ -12,21 +12,20 @@ import dagster as dg
 from dagster import AssetExecutionContext
 import pandas as pd
 
-from tracking_pipeline.defs.common import SINGLE_RUN, partition_window, preview, table_metadata
-from tracking_pipeline.defs.market.assets import price_data
-from tracking_pipeline.defs.partitions import trading_days
-from tracking_pipeline.defs.portfolios.assets import portfolio_daily_nav
-from tracking_pipeline.defs.portfolios.nav_service import load_active_portfolios
+from tracking_pipeline.defs.common import DefsContext, SINGLE_RUN, partition_window, preview, table_metadata, \
+    table_spec_metadata
+from tracking_pipeline.defs.history import lookback, previous_day, require_history
+from tracking_pipeline.services.nav import load_active_portfolios
 from tracking_pipeline.defs.resources import LakeResource, TrackingSettings, WarehouseResource
 from tracking_pipeline.defs.risk.checks import (
     BETA_CHECKS, CORRELATION_CHECKS, METRIC_CHECKS, SNAPSHOT_CHECKS, STRESS_CHECKS, beta_check_results,
     correlation_check_results, metric_check_results, snapshot_check_results, stress_check_results,
 )
-from tracking_pipeline.defs.risk.market_service import (
-    BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, RiskInputError, compute_asset_metrics, compute_betas,
+from tracking_pipeline.services.market_risk import (
+    BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, RETURN_HORIZONS, RiskInputError, compute_asset_metrics, compute_betas,
     refresh_correlations,
 )
-from tracking_pipeline.defs.risk.portfolio_service import (
+from tracking_pipeline.services.portfolio_risk import (
     THRESHOLD_ENV, compute_snapshots, compute_stress_tests, rebalance_threshold,
 )
 from tracking_pipeline.lake import LakeInputError
@@ -34,153 +33,167 @@ from tracking_pipeline.lake.tables import load_benchmark_sector_weights, load_se
 from tracking_pipeline.warehouse import Warehouse, Write
 
 GROUP = "risk"
-KINDS = {"duckdb", "postgres"}
 
 
-@dg.asset(
-    group_name=GROUP, partitions_def=trading_days, backfill_policy=SINGLE_RUN, pool="warehouse", deps=[price_data],
-    check_specs=BETA_CHECKS, kinds=KINDS,
-    description=f"Rolling {BETA_WINDOW}-day OLS of every ticker's daily returns on the market ticker's "
-                f"(method {BETA_METHOD}, CONTRACT §4): beta (capped to [-5, 5]), alpha, R^2, std error, p-value, "
-                "observations; rows only with >= 30 paired observations. One pass over the whole range.",
-)
-def position_market_betas(context: AssetExecutionContext, warehouse: WarehouseResource,
-                          tracking: TrackingSettings) -> dg.MaterializeResult:
-    start, end = partition_window(context)
-    with warehouse.session() as wh:
-        market = tracking.market_ticker
-        try:
-            rows = compute_betas(wh, start, end, market)
-        except RiskInputError as exc:
-            raise dg.Failure(description=str(exc)) from exc
-        wh.replace(Write("position_market_betas", rows, {
-            "calc_date": (start.date(), end.date()), "window_days": [BETA_WINDOW], "method": [BETA_METHOD],
-            "market_index": [market]}))
-        last = rows[rows["calc_date"] == rows["calc_date"].max()].sort_values("beta", ascending=False)
-        return dg.MaterializeResult(
-            metadata=table_metadata(rows, "calc_date", market_index=market, window_days=BETA_WINDOW,
-                                    tickers=int(rows["ticker"].nunique()),
-                                    latest=preview(last[["calc_date", "ticker", "beta", "r_squared", "p_value",
-                                                         "observations"]], rows=200)),
-            check_results=beta_check_results(wh, start, end, market),
-        )
-
-
-@dg.asset(
-    group_name=GROUP, partitions_def=trading_days, backfill_policy=SINGLE_RUN, pool="warehouse",
-    deps=[position_market_betas, portfolio_daily_nav], check_specs=SNAPSHOT_CHECKS, kinds=KINDS,
-    description="Daily risk snapshot of every active portfolio (raw variant, CONTRACT §4): weighted and direct "
-                "market beta, sector exposure vs the benchmark, HHI / effective N / top-3 / top-10, realized "
-                "volatility 21/63d, HAR-RV forecast, trend and percentile, allocation drift and "
-                f"rebalance_recommended (drift above {THRESHOLD_ENV}, default 0.05).",
-)
-def portfolio_snapshots(context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource,
-                        tracking: TrackingSettings) -> dg.MaterializeResult:
-    start, end = partition_window(context)
-    with warehouse.session() as wh:
-        source = lake.open()
-        try:
-            threshold = rebalance_threshold()
-            sectors = load_sectors(source)
-            benchmark = lru_cache(maxsize=None)(lambda code: load_benchmark_sector_weights(source, code))
-            run = compute_snapshots(wh, start, end, tracking.market_ticker, tracking.rf_daily, sectors, benchmark,
-                                    threshold)
-        except (RiskInputError, LakeInputError, ValueError) as exc:
-            raise dg.Failure(description=str(exc)) from exc
-        for name, message in run.errors.items():
-            context.log.error(f"portfolio {name!r}: no snapshots: {message}")
-        if run.portfolio_ids:
-            wh.replace(Write("portfolio_snapshots", run.rows,
-                             {"snapshot_date": (start.date(), end.date()), "portfolio_id": run.portfolio_ids}))
-        rows = run.rows.drop(columns=["sector_exposure"], errors="ignore")
-        return dg.MaterializeResult(
-            metadata=table_metadata(rows, "snapshot_date", source.warnings, rebalance_threshold=threshold,
-                                    portfolios_updated=len(run.portfolio_ids), portfolios_failed=len(run.errors),
-                                    latest=_latest_per_portfolio(wh, rows, "snapshot_date", [
-                                        "market_beta_weighted", "market_beta_direct", "hhi", "effective_num_positions",
-                                        "top_3_concentration", "realized_volatility_21d", "expected_volatility_21d",
-                                        "volatility_trend", "max_allocation_drift", "rebalance_recommended"])),
-            check_results=snapshot_check_results(wh, start, end, run),
-        )
-
-
-@dg.asset(
-    group_name=GROUP, pool="warehouse", deps=[portfolio_snapshots], check_specs=STRESS_CHECKS, kinds=KINDS,
-    description="Stress tests of every active portfolio on each month end and its latest snapshot: market shocks "
-                "-10/-20/-30/+10% through the weighted beta, and replays of the named crises already over by that "
-                "day (2018 Q4 sell-off, COVID crash, 2022 bear market) held with that day's weights. Only dates "
-                "whose inputs changed are recomputed.",
-)
-def portfolio_stress_tests(context: AssetExecutionContext, warehouse: WarehouseResource,
-                           tracking: TrackingSettings) -> dg.MaterializeResult:
-    with warehouse.session() as wh:
-        try:
-            run = compute_stress_tests(wh, tracking.market_ticker, tracking.rf_daily)
-        except RiskInputError as exc:
-            raise dg.Failure(description=str(exc)) from exc
-        for name, message in run.errors.items():
-            context.log.error(f"portfolio {name!r}: no stress tests: {message}")
-        if run.writes:
-            wh.replace(*run.writes)
-        latest = wh.query("SELECT portfolio_id, snapshot_date, scenario, market_shock, expected_return, expected_pnl "
-                          "FROM portfolio_stress_tests s WHERE snapshot_date = (SELECT MAX(snapshot_date) FROM "
-                          "portfolio_stress_tests t WHERE t.portfolio_id = s.portfolio_id) "
-                          "ORDER BY portfolio_id, scenario")
-        written = sum(len(w.scope["snapshot_date"]) for w in run.writes if w.table == "portfolio_stress_tests")
-        return dg.MaterializeResult(
-            metadata={**_stored_summary(wh, "portfolio_stress_tests", "snapshot_date"), "preview": preview(latest),
-                      "portfolios": len(run.portfolio_ids), "dates_written": written, "rows_written": len(run.rows),
-                      "latest": _with_names(wh, latest, ["snapshot_date", "scenario", "market_shock",
-                                                         "expected_return", "expected_pnl"])},
-            check_results=stress_check_results(wh),
-        )
-
-
-@dg.asset(
-    group_name=GROUP, partitions_def=trading_days, backfill_policy=SINGLE_RUN, pool="warehouse", deps=[price_data],
-    check_specs=METRIC_CHECKS, kinds=KINDS,
-    description="Per ticker and day: SMA 20/50/200, EMA 12/26, RSI 14, MACD and signal, Bollinger (20, 2), ATR 14, "
-                "stochastic %K/%D, OBV, returns 1m..5y, and 1-year volatility, beta and Sharpe (docs/risk.md). "
-                "Computed from the whole stored history, so a re-run equals a full backfill.",
-)
-def asset_performance_metrics(context: AssetExecutionContext, warehouse: WarehouseResource,
+def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, pool="warehouse",
+        deps=[lookback("price_data", BETA_WINDOW)], check_specs=BETA_CHECKS, kinds=ctx.kinds,
+        metadata=table_spec_metadata("position_market_betas"),
+        description=f"Rolling {BETA_WINDOW}-day OLS of every ticker's daily returns on the market ticker's "
+                    f"(method {BETA_METHOD}, CONTRACT §4): beta (capped to [-5, 5]), alpha, R^2, std error, p-value, "
+                    "observations; rows only with >= 30 paired observations. One pass over the whole range.",
+    )
+    def position_market_betas(context: AssetExecutionContext, warehouse: WarehouseResource,
                               tracking: TrackingSettings) -> dg.MaterializeResult:
-    start, end = partition_window(context)
-    with warehouse.session() as wh:
-        rows = compute_asset_metrics(wh, start, end, tracking.market_ticker, tracking.rf_daily)
-        wh.replace(Write("asset_performance_metrics", rows, {"trade_date": (start.date(), end.date())}))
-        shown = rows[["trade_date", "ticker", "sma_50", "rsi_14", "macd", "atr_14", "return_1y", "volatility_1y",
-                      "beta_1y", "sharpe_1y"]] if len(rows) else rows
-        return dg.MaterializeResult(
-            metadata=table_metadata(shown, "trade_date", tickers=int(rows["ticker"].nunique()) if len(rows) else 0),
-            check_results=metric_check_results(wh, start, end),
-        )
+        require_history(context)
+        start, end = partition_window(context)
+        with warehouse.session() as wh:
+            market = tracking.market_ticker
+            try:
+                rows = compute_betas(wh, start, end, market)
+            except RiskInputError as exc:
+                raise dg.Failure(description=str(exc)) from exc
+            wh.replace(Write("position_market_betas", rows, {
+                "calc_date": (start.date(), end.date()), "window_days": [BETA_WINDOW], "method": [BETA_METHOD],
+                "market_index": [market]}))
+            last = rows[rows["calc_date"] == rows["calc_date"].max()].sort_values("beta", ascending=False)
+            return dg.MaterializeResult(
+                metadata=table_metadata(rows, "calc_date", market_index=market, window_days=BETA_WINDOW,
+                                        tickers=int(rows["ticker"].nunique()),
+                                        latest=preview(last[["calc_date", "ticker", "beta", "r_squared", "p_value",
+                                                             "observations"]], rows=200)),
+                check_results=beta_check_results(wh, start, end, market),
+            )
 
 
-@dg.asset(
-    group_name=GROUP, pool="warehouse", deps=[price_data, "portfolio_holdings"], check_specs=CORRELATION_CHECKS,
-    kinds=KINDS,
-    description="Pairwise correlations of daily returns (with p-values) over "
-                f"{', '.join(map(str, CORRELATION_WINDOWS))} sessions among the tickers held by active portfolios, "
-                "on every month end and the latest day; only dates whose inputs changed are recomputed.",
-)
-def asset_correlations(context: AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    with warehouse.session() as wh:
-        end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
-        portfolios = load_active_portfolios(wh, pd.Timestamp(end)) if end is not None else []
-        run = refresh_correlations(wh, portfolios)
-        if run.writes:
-            wh.replace(*run.writes)
-        last = wh.query("SELECT calc_date, window_days, ticker_a, ticker_b, correlation, p_value, observations "
-                        "FROM asset_correlations WHERE window_days = 60 AND calc_date = "
-                        "(SELECT MAX(calc_date) FROM asset_correlations) ORDER BY ABS(correlation) DESC, ticker_a, "
-                        "ticker_b LIMIT 10")
-        return dg.MaterializeResult(
-            metadata={**_stored_summary(wh, "asset_correlations", "calc_date"),
-                      "calc_dates_written": len(run.dates), "rows_written": len(run.rows),
-                      "preview": preview(last, rows=10)},
-            check_results=correlation_check_results(wh),
-        )
+    @dg.asset(
+        group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, pool="warehouse",
+        deps=[position_market_betas, "portfolio_daily_nav"], check_specs=SNAPSHOT_CHECKS, kinds=ctx.kinds,
+        metadata=table_spec_metadata("portfolio_snapshots"),
+        description="Daily risk snapshot of every active portfolio (raw variant, CONTRACT §4): weighted and direct "
+                    "market beta, sector exposure vs the benchmark, HHI / effective N / top-3 / top-10, realized "
+                    "volatility 21/63d, HAR-RV forecast, trend and percentile, allocation drift and "
+                    f"rebalance_recommended (drift above {THRESHOLD_ENV}, default 0.05).",
+    )
+    def portfolio_snapshots(context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource,
+                            tracking: TrackingSettings) -> dg.MaterializeResult:
+        require_history(context)
+        start, end = partition_window(context)
+        with warehouse.session() as wh:
+            source = lake.open()
+            try:
+                threshold = rebalance_threshold()
+                sectors = load_sectors(source)
+                benchmark = lru_cache(maxsize=None)(lambda code: load_benchmark_sector_weights(source, code))
+                run = compute_snapshots(wh, start, end, tracking.market_ticker, tracking.rf_daily, sectors, benchmark,
+                                        threshold)
+            except (RiskInputError, LakeInputError, ValueError) as exc:
+                raise dg.Failure(description=str(exc)) from exc
+            for name, message in run.errors.items():
+                context.log.error(f"portfolio {name!r}: no snapshots: {message}")
+            if run.errors and not run.portfolio_ids:
+                raise dg.Failure(description=(
+                    f"no portfolio snapshot could be computed for {start.date()}..{end.date()}, nothing was "
+                    "written: " + "; ".join(f"{name}: {message}" for name, message in run.errors.items())))
+            if run.portfolio_ids:
+                wh.replace(Write("portfolio_snapshots", run.rows,
+                                 {"snapshot_date": (start.date(), end.date()), "portfolio_id": run.portfolio_ids}))
+            rows = run.rows.drop(columns=["sector_exposure"], errors="ignore")
+            return dg.MaterializeResult(
+                metadata=table_metadata(rows, "snapshot_date", source.warnings, wh=wh, rebalance_threshold=threshold,
+                                        portfolios_updated=len(run.portfolio_ids), portfolios_failed=len(run.errors),
+                                        latest=_latest_per_portfolio(wh, rows, "snapshot_date", [
+                                            "market_beta_weighted", "market_beta_direct", "hhi", "effective_num_positions",
+                                            "top_3_concentration", "realized_volatility_21d", "expected_volatility_21d",
+                                            "volatility_trend", "max_allocation_drift", "rebalance_recommended"])),
+                check_results=snapshot_check_results(wh, start, end, run),
+            )
+
+
+    @dg.asset(
+        group_name=GROUP, pool="warehouse", deps=[portfolio_snapshots], check_specs=STRESS_CHECKS, kinds=ctx.kinds,
+        metadata=table_spec_metadata("portfolio_stress_tests"),
+        description="Stress tests of every active portfolio on each month end and its latest snapshot: market shocks "
+                    "-10/-20/-30/+10% through the weighted beta, and replays of the named crises already over by that "
+                    "day (2018 Q4 sell-off, COVID crash, 2022 bear market) held with that day's weights. Only dates "
+                    "whose inputs changed are recomputed.",
+    )
+    def portfolio_stress_tests(context: AssetExecutionContext, warehouse: WarehouseResource,
+                               tracking: TrackingSettings) -> dg.MaterializeResult:
+        with warehouse.session() as wh:
+            try:
+                run = compute_stress_tests(wh, tracking.market_ticker, tracking.rf_daily)
+            except RiskInputError as exc:
+                raise dg.Failure(description=str(exc)) from exc
+            for name, message in run.errors.items():
+                context.log.error(f"portfolio {name!r}: no stress tests: {message}")
+            if run.writes:
+                wh.replace(*run.writes)
+            latest = wh.query("SELECT portfolio_id, snapshot_date, scenario, market_shock, expected_return, expected_pnl "
+                              "FROM portfolio_stress_tests s WHERE snapshot_date = (SELECT MAX(snapshot_date) FROM "
+                              "portfolio_stress_tests t WHERE t.portfolio_id = s.portfolio_id) "
+                              "ORDER BY portfolio_id, scenario")
+            written = sum(len(w.scope["snapshot_date"]) for w in run.writes if w.table == "portfolio_stress_tests")
+            return dg.MaterializeResult(
+                metadata={**_stored_summary(wh, "portfolio_stress_tests", "snapshot_date"), "preview": preview(latest, wh=wh),
+                          "portfolios": len(run.portfolio_ids), "dates_written": written, "rows_written": len(run.rows),
+                          "latest": _with_names(wh, latest, ["snapshot_date", "scenario", "market_shock",
+                                                             "expected_return", "expected_pnl"])},
+                check_results=stress_check_results(wh),
+            )
+
+
+    @dg.asset(
+        group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, pool="warehouse",
+        deps=[lookback("price_data", max(RETURN_HORIZONS.values())), previous_day("asset_performance_metrics")],
+        check_specs=METRIC_CHECKS, kinds=ctx.kinds, metadata=table_spec_metadata("asset_performance_metrics"),
+        description="Per ticker and day: SMA 20/50/200, EMA 12/26, RSI 14, MACD and signal, Bollinger (20, 2), ATR 14, "
+                    "stochastic %K/%D, OBV, returns 1m..5y, and 1-year volatility, beta and Sharpe (docs/risk.md). "
+                    "Computed from the whole stored history, so a re-run equals a full backfill.",
+    )
+    def asset_performance_metrics(context: AssetExecutionContext, warehouse: WarehouseResource,
+                                  tracking: TrackingSettings) -> dg.MaterializeResult:
+        require_history(context)
+        start, end = partition_window(context)
+        with warehouse.session() as wh:
+            rows = compute_asset_metrics(wh, start, end, tracking.market_ticker, tracking.rf_daily)
+            wh.replace(Write("asset_performance_metrics", rows, {"trade_date": (start.date(), end.date())}))
+            shown = rows[["trade_date", "ticker", "sma_50", "rsi_14", "macd", "atr_14", "return_1y", "volatility_1y",
+                          "beta_1y", "sharpe_1y"]] if len(rows) else rows
+            return dg.MaterializeResult(
+                metadata=table_metadata(shown, "trade_date", tickers=int(rows["ticker"].nunique()) if len(rows) else 0),
+                check_results=metric_check_results(wh, start, end),
+            )
+
+
+    @dg.asset(
+        group_name=GROUP, pool="warehouse", deps=["price_data", "portfolio_holdings"], check_specs=CORRELATION_CHECKS,
+        kinds=ctx.kinds, metadata=table_spec_metadata("asset_correlations"),
+        description="Pairwise correlations of daily returns (with p-values) over "
+                    f"{', '.join(map(str, CORRELATION_WINDOWS))} sessions among the tickers held by active portfolios, "
+                    "on every month end and the latest day; only dates whose inputs changed are recomputed.",
+    )
+    def asset_correlations(context: AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        with warehouse.session() as wh:
+            end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
+            portfolios = load_active_portfolios(wh, pd.Timestamp(end)) if end is not None else []
+            run = refresh_correlations(wh, portfolios)
+            if run.writes:
+                wh.replace(*run.writes)
+            last = wh.query("SELECT calc_date, window_days, ticker_a, ticker_b, correlation, p_value, observations "
+                            "FROM asset_correlations WHERE window_days = 60 AND calc_date = "
+                            "(SELECT MAX(calc_date) FROM asset_correlations) ORDER BY ABS(correlation) DESC, ticker_a, "
+                            "ticker_b LIMIT 10")
+            return dg.MaterializeResult(
+                metadata={**_stored_summary(wh, "asset_correlations", "calc_date"),
+                          "calc_dates_written": len(run.dates), "rows_written": len(run.rows),
+                          "preview": preview(last, rows=10)},
+                check_results=correlation_check_results(wh),
+            )
+
+    return [position_market_betas, portfolio_snapshots, portfolio_stress_tests, asset_performance_metrics,
+            asset_correlations]
 
 
 def _stored_summary(wh: Warehouse, table: str, date_column: str) -> dict[str, object]:
@@ -198,9 +211,7 @@ def _with_names(wh: Warehouse, frame: pd.DataFrame, columns: list[str]) -> dg.Me
     """A markdown table of `frame` with the portfolio name in front."""
     if frame.empty:
         return preview(frame)
-    names = wh.query("SELECT portfolio_id, name FROM portfolio_definitions").astype({"portfolio_id": "int64"})
-    shown = frame.astype({"portfolio_id": "int64"}).merge(names, on="portfolio_id")
-    return preview(shown[["name", *columns]], rows=len(shown))
+    return preview(frame[["portfolio_id", *columns]], rows=len(frame), wh=wh)
 
 
 def _latest_per_portfolio(wh: Warehouse, rows: pd.DataFrame, date_column: str,

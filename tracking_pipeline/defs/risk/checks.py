@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from tracking_pipeline.defs.portfolios.nav_service import load_active_portfolios
-from tracking_pipeline.defs.risk.market_service import BETA_MIN_OBS, BETA_WINDOW
-from tracking_pipeline.defs.risk.portfolio_service import PortfolioRiskRun
+from tracking_pipeline.services.nav import load_active_portfolios
+from tracking_pipeline.services.market_risk import BETA_MIN_OBS, BETA_WINDOW
+from tracking_pipeline.services.portfolio_risk import PortfolioRiskRun
 from tracking_pipeline.trading_calendar import sessions_between
 from tracking_pipeline.warehouse import Warehouse
 

@@ -22,9 +22,9 @@ from tracking_pipeline.analytics.indicators import (
     TRADING_DAYS, atr, bollinger, ema, macd, momentum, obv, realized_volatility, rsi, simple_returns, sma,
     stochastic,
 )
-from tracking_pipeline.defs.common import sessions_before
-from tracking_pipeline.defs.fingerprints import Key, digest, plan_refresh, refresh_writes
-from tracking_pipeline.defs.portfolios.nav_service import Portfolio
+from tracking_pipeline.trading_calendar import sessions_before
+from tracking_pipeline.services.fingerprints import Key, digest, plan_refresh, refresh_writes
+from tracking_pipeline.services.nav import Portfolio
 from tracking_pipeline.trading_calendar import month_ends, sessions_between
 from tracking_pipeline.warehouse import Warehouse, Write
 
@@ -250,7 +250,7 @@ class CorrelationRefresh:
 
 def refresh_correlations(wh: Warehouse, portfolios: list[Portfolio],
                          windows: Sequence[int] = CORRELATION_WINDOWS) -> CorrelationRefresh:
-    """Compute only the calc dates whose inputs changed since they were stored (`defs/fingerprints.py`): a
+    """Compute only the calc dates whose inputs changed since they were stored (`services/fingerprints.py`): a
     nightly run computes one date, while a restated price or changed holding in any look-back still recomputes
     every date whose windows see it."""
     inputs = correlation_inputs(wh, portfolios)

@@ -11,11 +11,12 @@ from tracking_pipeline.analytics.overlays.registry import available_models
 from tracking_pipeline.lake import Lake, LakeInputError
 from tracking_pipeline.lake.portfolios import PortfolioSpec, load_portfolios
 from tracking_pipeline.lake.tables import priced_tickers
+from tracking_pipeline.trading_calendar import next_session_on_or_after
 from tracking_pipeline.warehouse import Warehouse, Write
 
 
 def definition_row(spec: PortfolioSpec, now: dt.datetime, created_at: dt.datetime | None) -> dict:
-    config = dict(spec.config, variants=list(spec.variants), file=spec.file)
+    config = dict(spec.config, variants=list(spec.variants), file=spec.path or spec.file)
     return {
         "portfolio_id": spec.portfolio_id, "name": spec.name, "description": spec.description,
         "source": spec.source, "start_date": spec.start_date, "initial_nav": spec.initial_nav,
@@ -43,12 +44,34 @@ def check_tickers_priced(specs: list[PortfolioSpec], priced: set[str],
     return good
 
 
-def register_portfolios(lake: Lake, wh: Warehouse, default_benchmark: str,
-                        now: dt.datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+def check_starts(specs: list[PortfolioSpec], first_partition: str | None,
+                 errors: dict[str, str]) -> list[PortfolioSpec]:
+    """Drop (into errors) active specs whose first NAV day is before the first daily partition: their NAV could
+    never be computed (it starts at start_date, and no partition holds the days before the first one)."""
+    if first_partition is None:
+        return specs
+    good = []
+    for spec in specs:
+        first_day = next_session_on_or_after(spec.start_date).date().isoformat()
+        if spec.is_active and first_day < first_partition:
+            errors[spec.file] = str(LakeInputError(spec.file, (
+                f"start_date {spec.start_date} is before the first daily partition {first_partition}, so its NAV "
+                f"cannot start there. Either set TRACKING_PARTITIONS_START to {first_day} or earlier (the lake must "
+                f"have prices from then), or move the portfolio's start_date to {first_partition} or later"),
+                field="start_date"))
+        else:
+            good.append(spec)
+    return good
+
+
+def register_portfolios(lake: Lake, wh: Warehouse, default_benchmark: str, now: dt.datetime | None = None,
+                        first_partition: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
     """Upsert every valid portfolio file; portfolios whose file is gone become inactive (history kept); a bad
-    file leaves its previous rows untouched. Returns (definitions, holdings, errors by file)."""
+    file (or one starting before `first_partition`) leaves its previous rows untouched. Returns (definitions,
+    holdings, errors by file)."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     specs, errors = load_portfolios(lake, default_benchmark, available_models())
+    specs = check_starts(specs, first_partition, errors)
     priced = priced_tickers(lake) if specs else set()
     specs = check_tickers_priced(specs, priced, errors)
     existing = wh.read_table("portfolio_definitions")
@@ -118,6 +141,7 @@ def _name_in(file: str, existing: pd.DataFrame) -> str | None:
     """The registered name of the portfolio that was loaded from `file` before (so a now-bad file keeps it)."""
     for row in existing.itertuples(index=False):
         config = json.loads(row.config) if isinstance(row.config, str) else (row.config or {})
-        if config.get("file") == file:
+        stored = config.get("file")
+        if stored and (stored == file or file.endswith("/" + stored) or stored.endswith("/" + file)):
             return row.name
     return None

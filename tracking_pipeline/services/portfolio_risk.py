@@ -27,12 +27,12 @@ from tracking_pipeline.analytics.stress import (
 from tracking_pipeline.analytics.volatility import (
     har_rv_forecast, realized_vol_sqrt_sum, volatility_percentile, volatility_trend,
 )
-from tracking_pipeline.defs.common import sessions_before
-from tracking_pipeline.defs.fingerprints import digest, plan_refresh, refresh_writes
-from tracking_pipeline.defs.portfolios.nav_service import (
+from tracking_pipeline.trading_calendar import sessions_before
+from tracking_pipeline.services.fingerprints import digest, plan_refresh, refresh_writes
+from tracking_pipeline.services.nav import (
     PRICE_LOOKBACK_SESSIONS, RAW, Portfolio, load_active_portfolios, portfolio_error,
 )
-from tracking_pipeline.defs.risk.market_service import (
+from tracking_pipeline.services.market_risk import (
     BETA_METHOD, BETA_MIN_OBS, BETA_WINDOW, RiskInputError, price_frames,
 )
 from tracking_pipeline.trading_calendar import month_ends, nyse_sessions, sessions_between
@@ -244,7 +244,7 @@ STRESS_VERSION = "beta-shocks-and-replays-v1"
 
 def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRiskRun:
     """`portfolio_stress_tests` rows for every active portfolio on every month end and its latest snapshot date,
-    computed only where the inputs changed since they were stored (`defs/fingerprints.py`); `run.writes` holds
+    computed only where the inputs changed since they were stored (`services/fingerprints.py`); `run.writes` holds
     the table and fingerprint writes for one transaction.
 
     Market shocks scale the stored `market_beta_weighted` (expected_return = beta * shock); historical replays

@@ -1,0 +1,94 @@
+"""The history a daily step needs, declared to Dagster and checked before anything is computed.
+
+Every trading-day asset declares its time dependencies as `AssetDep`s with a `TimeWindowPartitionMapping`: a
+look-back on a windowed input (betas read the last 90 sessions of prices) and, for a path-dependent asset (NAV,
+overlay decisions, recursive indicators), a dependency on its own previous partition. Dagster draws them in the
+asset graph and the backfill daemon orders partitions by them; `require_history` makes them binding for every
+entry point (UI materialize, UI or CLI backfill, schedule, sensor): a step whose required partitions are not all
+materialized fails before it computes, naming the missing days and how to fill them. A partition materialized
+by this rule was therefore computed on a complete history, and so were the ones it depends on.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+BACKFILL_HINT = ("Fill them first: `python -m tracking_pipeline backfill --start {first} --end {end}`, or in the UI "
+                 "launch daily_assets_job (Jobs -> daily_assets_job -> Backfill) from {first}; the nightly schedule "
+                 "fills missing days from the first one at its next tick.")
+
+
+def lookback(asset: str | dg.AssetKey | dg.AssetsDefinition, sessions: int) -> dg.AssetDep:
+    """A dependency on `asset`'s partitions from `sessions` trading days before the range to its end."""
+    return dg.AssetDep(asset, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-sessions))
+
+
+def previous_day(asset: str | dg.AssetKey) -> dg.AssetDep:
+    """A path-dependent asset's dependency on its own previous partition (D continues from D-1)."""
+    return dg.AssetDep(asset, partition_mapping=PREVIOUS_DAY)
+
+
+def contiguous_runs(keys: list[str], ordered: list[str]) -> list[tuple[str, str, int]]:
+    """`keys` (a subset of the ordered partition keys) as (first, last, count) runs of consecutive partitions."""
+    position = {key: i for i, key in enumerate(ordered)}
+    runs: list[tuple[str, str, int]] = []
+    for key in sorted(keys, key=position.__getitem__):
+        if runs and position[key] == position[runs[-1][1]] + 1:
+            runs[-1] = (runs[-1][0], key, runs[-1][2] + 1)
+        else:
+            runs.append((key, key, 1))
+    return runs
+
+
+def describe_runs(runs: list[tuple[str, str, int]], limit: int = 5) -> str:
+    shown = [first if count == 1 else f"{first}..{last} ({count} trading days)" for first, last, count in runs]
+    more = f" and {len(runs) - limit} more gap(s)" if len(runs) > limit else ""
+    return ", ".join(shown[:limit]) + more
+
+
+def missing_history(context: AssetExecutionContext) -> dict[dg.AssetKey, list[str]]:
+    """Partitions the step's range depends on (its declared partitioned deps) that are not materialized; for the
+    asset itself only those before the range (the range is what the step computes)."""
+    key = context.asset_key
+    partitions = context.assets_def.partitions_def
+    key_range = context.partition_key_range
+    subset = partitions.empty_subset().with_partition_key_range(partitions, key_range)
+    graph = context.job_def.asset_layer.asset_graph
+    out: dict[dg.AssetKey, list[str]] = {}
+    for dep in context.assets_def.specs_by_key[key].deps:
+        upstream = dep.asset_key
+        if not graph.has(upstream) or graph.get(upstream).partitions_def != partitions:
+            continue
+        mapping = dep.partition_mapping or dg.IdentityPartitionMapping()
+        required = mapping.get_upstream_mapped_partitions_result_for_partitions(
+            subset, partitions, partitions).partitions_subset.get_partition_keys()
+        if upstream == key:
+            required = [k for k in required if k < key_range.start]
+        if not required:
+            continue
+        done = context.instance.get_materialized_partitions(upstream)
+        missing = [k for k in required if k not in done]
+        if missing:
+            out[upstream] = missing
+    return out
+
+
+def require_history(context: AssetExecutionContext) -> None:
+    """Fail the step, before it computes anything, when a partition it depends on is not materialized."""
+    missing = missing_history(context)
+    if not missing:
+        return
+    ordered = context.assets_def.partitions_def.get_partition_keys()
+    parts = [f"{upstream.to_user_string()} {describe_runs(contiguous_runs(keys, ordered))}"
+             for upstream, keys in sorted(missing.items(), key=lambda item: item[0].to_user_string())]
+    first = min(k for keys in missing.values() for k in keys)
+    raise dg.Failure(description=(
+        f"{context.asset_key.to_user_string()} for {context.partition_key_range.start}.."
+        f"{context.partition_key_range.end} needs history that is not materialized: {'; '.join(parts)}. Nothing "
+        "was computed, so no partition holds values from an incomplete history. "
+        + BACKFILL_HINT.format(first=first, end=context.partition_key_range.end)),
+        metadata={"missing_partitions": dg.MetadataValue.json(
+            {k.to_user_string(): [list(r[:2]) for r in contiguous_runs(v, ordered)] for k, v in missing.items()})},
+    )
