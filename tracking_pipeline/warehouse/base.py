@@ -17,6 +17,11 @@ import pyarrow as pa
 from tracking_pipeline.warehouse.schema import BOOL, DATE, FLOAT, JSON, TABLES, TIMESTAMP, Table
 
 
+EXISTING_COLUMNS_SQL = ("SELECT table_name, column_name FROM information_schema.columns "
+                       "WHERE table_catalog = current_database() AND table_schema = current_schema()")
+"""The columns of the warehouse's tables (same text on DuckDB and PostgreSQL)."""
+
+
 @dataclass(frozen=True)
 class Write:
     """Replace the rows of `table` selected by `scope` with `frame`, atomically.
@@ -157,12 +162,21 @@ class Warehouse(ABC):
 
     # --- public API ------------------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
-        """Create every declared table that does not exist yet."""
+        """Create every declared table that does not exist yet, and add the declared columns that a table created
+        by an earlier version lacks (they start NULL; only missing columns are altered, so no lock is taken on an
+        up-to-date warehouse)."""
         if self._schema_ready:
             return
         with self._connection(write=True) as conn:
+            present = self._fetch(conn, EXISTING_COLUMNS_SQL, [])
+            have = {(str(t).lower(), str(c).lower()) for t, c in present.itertuples(index=False, name=None)}
+            existing = {t for t, _ in have}
             for table in TABLES.values():
                 self._execute(conn, self._create_table_sql(table), [])
+                for column, kind in table.columns:
+                    if table.name in existing and (table.name, column) not in have:
+                        self._execute(conn, f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {column} "
+                                            f"{self.sql_types[kind]}", [])
             conn.commit()
         self._schema_ready = True
 

@@ -52,7 +52,7 @@ TABLES: dict[str, Table] = {
            "portfolio_id effective_date ticker"),
         _t("position_market_betas",
            "ticker:text calc_date:date window_days:int method:text market_index:text beta:float alpha:float "
-           "r_squared:float std_error:float p_value:float observations:int",
+           "r_squared:float std_error:float p_value:float observations:int is_significant:bool",
            "ticker calc_date window_days method market_index", "calc_date"),
         _t("overlay_signals",
            "trade_date:date model:text target_allocation:float actual_allocation:float trade_required:bool "
@@ -68,7 +68,10 @@ TABLES: dict[str, Table] = {
            "effective_num_positions:float top_3_concentration:float top_10_concentration:float "
            "realized_volatility_21d:float realized_volatility_63d:float expected_volatility_21d:float "
            "volatility_trend:text volatility_percentile:float max_allocation_drift:float "
-           "max_drift_ticker:text rebalance_recommended:bool",
+           "max_drift_ticker:text rebalance_recommended:bool expected_volatility_filtered:bool risk_level:text "
+           "sector_positions:json largest_overweight_sector:text largest_overweight:float "
+           "largest_underweight_sector:text largest_underweight:float unclassified_tickers:json "
+           "top_3_positions:json top_10_positions:json bounds_breaches:json",
            "portfolio_id snapshot_date", "snapshot_date"),
         _t("portfolio_stress_tests",
            "portfolio_id:bigint snapshot_date:date scenario:text market_shock:float expected_return:float "
@@ -78,8 +81,19 @@ TABLES: dict[str, Table] = {
            "portfolio_id:bigint variant:text period_type:text period_start:date period_end:date "
            "total_return:float sharpe_ratio:float sortino_ratio:float cagr:float max_drawdown:float "
            "calmar_ratio:float volatility:float win_rate:float var_95:float cvar_95:float beta:float "
-           "alpha:float tracking_error:float information_ratio:float",
+           "alpha:float tracking_error:float information_ratio:float var_99:float cvar_99:float var_95_1m:float "
+           "treynor_ratio:float current_drawdown:float max_drawdown_start:date max_drawdown_trough:date "
+           "max_drawdown_recovery:date max_drawdown_duration:int current_drawdown_duration:int",
            "portfolio_id variant period_type period_start"),
+        _t("portfolio_rolling_metrics",
+           "portfolio_id:bigint trade_date:date variant:text sharpe_63:float sortino_63:float volatility_63:float "
+           "beta_63:float max_drawdown_63:float sharpe_252:float sortino_252:float volatility_252:float "
+           "beta_252:float max_drawdown_252:float",
+           "portfolio_id trade_date variant", "trade_date"),
+        _t("rebalancing_events",
+           "portfolio_id:bigint event_date:date event_type:text nav:float max_drift:float pre_weights:json "
+           "post_weights:json trades:json turnover:float traded_value:float cost_bps:float estimated_cost:float",
+           "portfolio_id event_date", "event_date"),
         _t("asset_performance_metrics",
            "ticker:text trade_date:date sma_20:float sma_50:float sma_200:float ema_12:float ema_26:float "
            "rsi_14:float macd:float macd_signal:float bollinger_mid:float bollinger_upper:float "
