@@ -1,5 +1,5 @@
 """`portfolio_metrics` on the demo data through Dagster: every metric equals empyrical-reloaded (quantstats for
-win_rate) computed from the NAV read back from the warehouse, a nightly day rewrites only the periods containing it,
+win_rate and Treynor; tracking_pipeline_tests/metrics_reference.py) computed from the NAV read back from the warehouse, a nightly day rewrites only the periods containing it,
 undefined values are NULL, and the fallback agrees with the table.
 
 One module-scoped environment (small demo lake, DuckDB, temporary Dagster instance, TRACKING_RISK_FREE_RATE=3%):
@@ -8,20 +8,18 @@ the NAV chain over 2018-01-02..2019-06-27 and a metrics run, then the daily job 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import dagster as dg
-import empyrical as ep
 import numpy as np
 import pandas as pd
 import pytest
-import quantstats as qs
 
-from tracking_pipeline.analytics.metrics import METRIC_COLUMNS, daily_risk_free
+from tracking_pipeline.analytics.metrics import METRIC_COLUMNS, OUTPUT_COLUMNS, daily_risk_free
 from tracking_pipeline.services.performance import BENCHMARK, get_metrics
 from tracking_pipeline_tests.conftest import TrackingEnv
 from tracking_pipeline_tests.helpers import QUIET, make_lake, run_nav_chain, write_portfolio
+from tracking_pipeline_tests.metrics_reference import library_figures, assert_figures_match
 
 RF = 0.03
 RF_D = daily_risk_free(RF)
@@ -89,9 +87,10 @@ def _names(wh) -> dict[str, int]:  # noqa: ANN001
     return dict(zip(frame["name"], frame["portfolio_id"].astype(int)))
 
 
-def series(wh, pid: int, variant: str) -> tuple[pd.Series, pd.Series]:  # noqa: ANN001
-    """(r, b) on the days with a return: the variant's NAV pct_change (or the benchmark's adj_close pct_change)
-    and the benchmark's, read back from portfolio_daily_nav and price_data."""
+def series(wh, pid: int, variant: str) -> tuple[pd.Series, pd.Series, pd.Series]:  # noqa: ANN001
+    """(r, b, prev) on the days with a return: the variant's NAV pct_change (or the benchmark's adj_close
+    pct_change) and the benchmark's, read back from portfolio_daily_nav and price_data, and the NAV day each
+    return is measured from."""
     ticker, start_date = wh.query("SELECT benchmark, start_date FROM portfolio_definitions WHERE portfolio_id = ?",
                                   [pid]).iloc[0]
     nav = wh.query("SELECT trade_date, variant, nav FROM portfolio_daily_nav WHERE portfolio_id = ?", [pid]).pivot(
@@ -100,31 +99,14 @@ def series(wh, pid: int, variant: str) -> tuple[pd.Series, pd.Series]:  # noqa: 
         "trade_date")["adj_close"].sort_index()
     b = prices.reindex(nav.index).pct_change()
     r = b if variant == BENCHMARK else nav[variant].pct_change()
+    prev = pd.Series(nav.index.to_series().shift(1).to_numpy(), index=nav.index)
     dated = r.index > pd.Timestamp(start_date)
-    return r[dated], b[dated]
-
-
-def library_metrics(r: pd.Series, b: pd.Series) -> dict:
-    """Every metric from empyrical-reloaded (quantstats for win_rate; TE/IR from empyrical's annual volatility and
-    excess Sharpe of r - b)."""
-    alpha, beta = ep.alpha_beta_aligned(r.to_numpy(), b.to_numpy(), risk_free=RF_D)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        win = qs.stats.win_rate(r)
-    return {
-        "period_start": r.index[0], "period_end": r.index[-1],
-        "total_return": ep.cum_returns_final(r), "cagr": ep.annual_return(r), "volatility": ep.annual_volatility(r),
-        "sharpe_ratio": ep.sharpe_ratio(r, risk_free=RF_D), "sortino_ratio": ep.sortino_ratio(r, required_return=RF_D),
-        "max_drawdown": ep.max_drawdown(r), "calmar_ratio": ep.calmar_ratio(r), "win_rate": win,
-        "var_95": ep.value_at_risk(r), "cvar_95": ep.conditional_value_at_risk(r), "beta": beta, "alpha": alpha,
-        "tracking_error": ep.annual_volatility(r - b),
-        "information_ratio": ep.excess_sharpe(r.to_numpy(), b.to_numpy()) * math.sqrt(252),
-    }
+    return r[dated], b[dated], prev[dated]
 
 
 def reference(wh, pid: int, variant: str, period_type: str, period_start: pd.Timestamp) -> dict:  # noqa: ANN001
-    """The library metrics of one stored period; its calendar window is derived here, independently."""
-    r, b = series(wh, pid, variant)
+    """The library figures of one stored period; its calendar window is derived here, independently."""
+    r, b, prev = series(wh, pid, variant)
     days, p = r.index, pd.Timestamp(period_start)
     iso, p_iso = days.isocalendar(), p.isocalendar()
     window = {
@@ -135,24 +117,16 @@ def reference(wh, pid: int, variant: str, period_type: str, period_start: pd.Tim
         "ytd": days.year == days[-1].year,
         "all": np.ones(len(days), bool),
     }[period_type]
-    return library_metrics(r[window], b[window])
+    return library_figures(r[window], b[window], RF, prev[window].iloc[0])
 
 
 def compare(row: pd.Series, ref: dict) -> float:
-    """Assert the stored row equals the reference (absolute below 1, relative above); returns the largest
-    difference. A reference that is undefined (NaN/inf) must be NULL in the table."""
-    assert row["period_start"] == ref["period_start"] and row["period_end"] == ref["period_end"]
-    worst = 0.0
-    for m in METRIC_COLUMNS:
-        got, want = row[m], float(ref[m])
-        if not np.isfinite(want):
-            assert pd.isna(got), (m, got, want)
-            continue
-        assert not pd.isna(got), (m, want)
-        diff = abs(got - want) / max(1.0, abs(want))
-        assert diff <= TOL, (m, got, want)
-        worst = max(worst, diff)
-    return worst
+    """Assert the stored row equals the reference (absolute below 1, relative above; dates and durations
+    exactly); returns the largest difference. NULL exactly where the reference is."""
+    assert row["period_start"].date() == ref["period_start"] and row["period_end"].date() == ref["period_end"]
+    diffs = assert_figures_match(row.to_dict(), ref, f"{row['portfolio_id']} {row['variant']} {row['period_type']}",
+                                 TOL, OUTPUT_COLUMNS)
+    return max([d / max(1.0, abs(ref[m])) for m, d in diffs.items()], default=0.0)
 
 
 def _row(table: pd.DataFrame, pid: int, variant: str, period_type: str, period_start: str | None = None) -> pd.Series:
@@ -257,9 +231,11 @@ def test_undefined_values_are_null_in_the_table(demo):
         row = _row(demo.after, late, variant, "week")
         assert row["period_start"] == row["period_end"] == pd.Timestamp(NEW_DAY)  # one return
         for m in ("volatility", "sharpe_ratio", "sortino_ratio", "beta", "alpha", "tracking_error",
-                  "information_ratio"):
+                  "information_ratio", "var_95", "cvar_99", "treynor_ratio", "cagr", "calmar_ratio"):
             assert pd.isna(row[m]), (variant, m)
-        assert not pd.isna(row["total_return"]) and not pd.isna(row["var_95"])
+        for m in ("total_return", "max_drawdown", "current_drawdown", "max_drawdown_trough",
+                  "max_drawdown_duration"):
+            assert not pd.isna(row[m]), (variant, m)
     stored = wh.query("SELECT COUNT(*) AS n FROM portfolio_metrics WHERE portfolio_id = ? AND volatility IS NULL",
                       [late]).iat[0, 0]
     assert stored == 12  # 2 series x 6 periods: NULL in the database, not NaN or 0
@@ -293,9 +269,8 @@ def test_fallback_reads_the_table_and_live_matches_it(demo):
     pid = ids["Alpha Momentum 10"]
     got = get_metrics(wh, pid, "conservative", "2018-12-20", "2019-01-25", RF)
     assert got["source"] == "live"
-    r, b = series(wh, pid, "conservative")
+    r, b, prev = series(wh, pid, "conservative")
     window = (r.index >= "2018-12-20") & (r.index <= "2019-01-25")
-    ref = library_metrics(r[window], b[window])
-    assert (got["period_start"], got["period_end"]) == (ref["period_start"].date(), ref["period_end"].date())
-    for m in METRIC_COLUMNS:
-        assert got[m] == pytest.approx(ref[m], rel=TOL, abs=TOL), m
+    ref = library_figures(r[window], b[window], RF, prev[window].iloc[0])
+    assert (got["period_start"], got["period_end"]) == (ref["period_start"], ref["period_end"])
+    assert_figures_match(got, ref, "live 2018-12-20..2019-01-25", TOL, OUTPUT_COLUMNS)

@@ -8,19 +8,19 @@ import datetime as dt
 import json
 import math
 
-import empyrical as ep
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tracking_pipeline.analytics.metrics import METRIC_COLUMNS, daily_risk_free
+from tracking_pipeline.analytics.metrics import DRAWDOWN_COLUMNS, METRIC_COLUMNS, OUTPUT_COLUMNS, daily_risk_free
 from tracking_pipeline.services.performance import (
     BENCHMARK, active_portfolios, compute_rows, full_plan, get_metrics, load_series, refresh_metrics,
 )
 from tracking_pipeline.trading_calendar import sessions_between
 from tracking_pipeline.warehouse import Write, open_warehouse
+from tracking_pipeline_tests.metrics_reference import assert_figures_match, library_figures
 
 RF = 0.02
 RF_D = daily_risk_free(RF)
@@ -76,8 +76,9 @@ def append_day(wh, day: str, returns: dict[tuple[int, str], float]) -> None:
     wh.replace(Write("portfolio_daily_nav", pd.DataFrame(rows), {"trade_date": (day, day)}))
 
 
-def reference_row(wh, pid: int, variant: str, lo: str, hi: str) -> dict[str, float]:
-    """Every metric over the returns dated in [lo, hi], from the stored NAV (pct_change) and prices, with empyrical."""
+def reference_row(wh, pid: int, variant: str, lo: str, hi: str) -> dict:
+    """Every figure over the returns dated in [lo, hi], from the stored NAV (pct_change) and prices, with the
+    libraries (tracking_pipeline_tests.metrics_reference), measured from the NAV day before the first return."""
     ticker, first_day = wh.query("SELECT benchmark, start_date FROM portfolio_definitions WHERE portfolio_id = ?",
                                  [pid]).iloc[0]
     nav = wh.query("SELECT trade_date, nav FROM portfolio_daily_nav WHERE portfolio_id = ? AND variant = 'raw' "
@@ -93,29 +94,14 @@ def reference_row(wh, pid: int, variant: str, lo: str, hi: str) -> dict[str, flo
         r_all = nav.pct_change()
     window = (r_all.index >= pd.Timestamp(lo)) & (r_all.index <= pd.Timestamp(hi)) & (
         r_all.index > pd.Timestamp(first_day))
-    r, b = r_all[window].to_numpy(), b_all[window].to_numpy()
-    alpha, beta = ep.alpha_beta_aligned(r, b, risk_free=RF_D)
-    return {
-        "total_return": ep.cum_returns_final(r), "cagr": ep.annual_return(r), "volatility": ep.annual_volatility(r),
-        "sharpe_ratio": ep.sharpe_ratio(r, risk_free=RF_D), "sortino_ratio": ep.sortino_ratio(r, required_return=RF_D),
-        "max_drawdown": ep.max_drawdown(r), "calmar_ratio": ep.calmar_ratio(r),
-        "win_rate": (r > 0).sum() / (r != 0).sum(), "var_95": ep.value_at_risk(r), "cvar_95":
-            ep.conditional_value_at_risk(r), "beta": beta, "alpha": alpha,
-        "tracking_error": ep.annual_volatility(r - b), "information_ratio": ep.excess_sharpe(r, b) * math.sqrt(252),
-        "period_start": r_all.index[window][0], "period_end": r_all.index[window][-1],
-    }
+    anchor = r_all.index[np.flatnonzero(window)[0] - 1]
+    return library_figures(r_all[window], b_all[window], RF, anchor)
 
 
 def assert_matches(row: dict, ref: dict, tol: float = 1e-9) -> None:
-    assert pd.Timestamp(row["period_start"]) == ref["period_start"]
-    assert pd.Timestamp(row["period_end"]) == ref["period_end"]
-    for m in METRIC_COLUMNS:
-        got, want = row[m], ref[m]
-        if not np.isfinite(want):  # undefined for the reference (e.g. IR of the benchmark against itself)
-            assert got is None or pd.isna(got), (m, got, want)
-            continue
-        assert got is not None and not pd.isna(got), m
-        assert abs(got - want) <= tol * max(1.0, abs(want)), (m, got, want)
+    assert pd.Timestamp(row["period_start"]).date() == ref["period_start"]
+    assert pd.Timestamp(row["period_end"]).date() == ref["period_end"]
+    assert_figures_match(row, ref, f"{row['portfolio_id']} {row['variant']}", tol, OUTPUT_COLUMNS)
 
 
 def table(wh) -> pd.DataFrame:
@@ -260,10 +246,13 @@ def test_undefined_values_are_stored_as_null(tmp_path):
     for m in ("volatility", "sharpe_ratio", "sortino_ratio", "calmar_ratio", "beta", "alpha", "tracking_error",
               "information_ratio"):
         assert pd.isna(one[m]), m
-    # the linearly falling benchmark's drawdown is its total return
+    # the linearly falling benchmark's drawdown is its total return; two months are not annualised
     bench = rows.loc[(1, BENCHMARK, "all")]
     assert bench["max_drawdown"] == pytest.approx(90 / 100 - 1, abs=1e-12)
-    assert bench["calmar_ratio"] == pytest.approx(bench["cagr"] / 0.1, rel=1e-12)
+    assert pd.isna(bench["cagr"]) and pd.isna(bench["calmar_ratio"])
+    assert bench["max_drawdown_start"] == pd.Timestamp("2021-01-04") and pd.isna(bench["max_drawdown_recovery"])
+    assert bench["max_drawdown_trough"] == pd.Timestamp("2021-02-26")
+    assert bench["max_drawdown_duration"] == bench["current_drawdown_duration"] == len(days) - 1
 
 
 def test_get_metrics_reads_stored_periods_and_computes_other_ranges_live(warehouse_url):
@@ -283,7 +272,10 @@ def test_get_metrics_reads_stored_periods_and_computes_other_ranges_live(warehou
     live = get_metrics(wh, 1, "half", "2021-02-01", "2021-02-28", rf_annual=RF)
     assert live["source"] == "live" and live["period_type"] is None
     for m in METRIC_COLUMNS:
-        assert live[m] == pytest.approx(got[m], rel=1e-12, abs=1e-15), m
+        assert (live[m] is None) == (got[m] is None), m
+        assert got[m] is None or live[m] == pytest.approx(got[m], rel=1e-12, abs=1e-15), m
+    assert got["cagr"] is None and got["volatility"] is None  # a month is not annualised; 19 returns: no risk
+    assert {m: live[m] for m in DRAWDOWN_COLUMNS} == {m: got[m] for m in DRAWDOWN_COLUMNS}
 
     # every stored `all` row equals the live computation over the same days (benchmark included)
     for row in stored[stored["period_type"] == "all"].itertuples():
@@ -317,7 +309,8 @@ def test_checks_flag_stale_and_invalid_rows(tmp_path):
     assert not up_to_date.passed
     assert set(up_to_date.metadata["behind"].value) == {"One / raw", "One / half", "One / benchmark"}
     assert not valid.passed
-    assert valid.metadata["bad_rows"].value == {"max_drawdown_positive": 1, "sharpe_ratio_not_finite": 1}
+    assert valid.metadata["bad_rows"].value == {"max_drawdown_positive": 1, "sharpe_ratio_not_finite": 1,
+                                                "current_drawdown_outside_range": 1}
 
 
 def test_batches_of_portfolios_give_the_same_rows(tmp_path):
@@ -333,3 +326,17 @@ def test_batches_of_portfolios_give_the_same_rows(tmp_path):
                               .then(float("nan")).otherwise(pl.col("r")).alias("r"))
     with pytest.raises(ValueError, match="daily return r is nan"):
         compute_rows(bad, full_plan(series), 0.0)
+
+
+def test_rows_of_an_earlier_version_are_recomputed(tmp_path):
+    """Rows stored before the drawdown figures existed (NULL durations after the column migration) count as
+    changed: the next refresh recomputes them and equals a full recompute."""
+    wh = build_warehouse(str(tmp_path / "w.duckdb"))
+    refresh_metrics(wh, RF)
+    fresh = table(wh)
+    old = fresh.assign(**{c: None for c in ("var_99", "cvar_99", "var_95_1m", "treynor_ratio", "current_drawdown",
+                                             *DRAWDOWN_COLUMNS)})
+    wh.replace(Write("portfolio_metrics", old, None))
+    update = refresh_metrics(wh, RF)
+    assert update.plan["full"].all() and sorted(update.plan["portfolio_id"]) == [1, 2]
+    pd.testing.assert_frame_equal(table(wh), fresh, check_exact=False, rtol=1e-12, atol=1e-15)

@@ -30,11 +30,15 @@ import pandas as pd
 import polars as pl
 
 from tracking_pipeline.analytics.metrics import (
+    DRAWDOWN_COLUMNS,
     METRIC_COLUMNS,
+    MIN_RISK_RETURNS,
+    OUTPUT_COLUMNS,
     PERIOD_TYPES,
     assign_periods,
     compute_metrics,
     validate_returns,
+    with_prev_date,
 )
 from tracking_pipeline.reporting.markdown import markdown_table
 from tracking_pipeline.trading_calendar import next_session_on_or_after
@@ -49,7 +53,7 @@ CALENDAR_PERIODS = ("week", "month", "quarter", "year")
 TRUNCATE = {"week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
 FINGERPRINT_TOL = 1e-12
 """Relative tolerance when comparing a stored month's total_return/volatility with the current returns."""
-TABLE_COLUMNS = ["portfolio_id", "variant", "period_type", "period_start", "period_end", *METRIC_COLUMNS]
+TABLE_COLUMNS = ["portfolio_id", "variant", "period_type", "period_start", "period_end", *OUTPUT_COLUMNS]
 FAR_FUTURE = dt.date(9999, 12, 31)
 BATCH_PORTFOLIOS = 50
 """Portfolios whose periods are computed together (bounds memory; results equal to rounding; see compute_rows)."""
@@ -101,7 +105,8 @@ def to_polars(frame: pd.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFra
 def load_series(wh: Warehouse, portfolios: pl.DataFrame, variant: str | None = None,
                 lo: dt.date | None = None, hi: dt.date | None = None) -> pl.DataFrame:
     """The return series of `portfolios` (a frame from `active_portfolios`): portfolio_id, variant, trade_date,
-    r, b, one row per day with a return (the start row excluded), benchmark series included.
+    prev_date (the NAV day the return is measured from), r, b, one row per day with a return (the start row
+    excluded), benchmark series included.
 
     With `variant`, only that series (still with `b`). `lo`/`hi` bound the NAV days read: returns dated in
     (lo, hi], `lo` being the NAV day before the first return wanted (it anchors the benchmark's first return).
@@ -138,17 +143,20 @@ def load_series(wh: Warehouse, portfolios: pl.DataFrame, variant: str | None = N
     bench = (
         days.join(prices, left_on=["benchmark", "trade_date"], right_on=["ticker", "trade_date"], how="left")
         .sort("portfolio_id", "trade_date")
-        .with_columns((pl.col("adj_close") / pl.col("adj_close").shift(1).over("portfolio_id") - 1.0).alias("b"))
+        .with_columns((pl.col("adj_close") / pl.col("adj_close").shift(1).over("portfolio_id") - 1.0).alias("b"),
+                      pl.col("trade_date").shift(1).over("portfolio_id").alias("prev_date"))
         .filter(dated)
-        .select("portfolio_id", "trade_date", "b")
+        .select("portfolio_id", "trade_date", "prev_date", "b")
     )
     variants = (
         nav.join(portfolios.select("portfolio_id", "first_day"), on="portfolio_id")
+        .sort(*KEYS, "trade_date")
+        .with_columns(pl.col("trade_date").shift(1).over(KEYS).alias("prev_date"))
         .filter(dated)
-        .join(bench, on=["portfolio_id", "trade_date"], how="left")
-        .select("portfolio_id", "variant", "trade_date", pl.col("daily_return").alias("r"), "b")
+        .join(bench.drop("prev_date"), on=["portfolio_id", "trade_date"], how="left")
+        .select("portfolio_id", "variant", "trade_date", "prev_date", pl.col("daily_return").alias("r"), "b")
     )
-    benchmark = bench.select("portfolio_id", pl.lit(BENCHMARK).alias("variant"), "trade_date",
+    benchmark = bench.select("portfolio_id", pl.lit(BENCHMARK).alias("variant"), "trade_date", "prev_date",
                              pl.col("b").alias("r"), "b")
     parts = []
     if variant in (None, BENCHMARK):
@@ -180,10 +188,14 @@ def invalid_series(series: pl.DataFrame, portfolios: pl.DataFrame) -> dict[int, 
 
 
 def stored_fingerprint(wh: Warehouse, portfolio_ids: list[int]) -> pl.DataFrame:
-    """The stored `month` and `all` rows of these portfolios (the state the incremental rule compares with)."""
+    """The stored `month` and `all` rows of these portfolios (the state the incremental rule compares with).
+
+    A row without `max_drawdown_duration` (never NULL for a computed period) was written by a version without the
+    drawdown figures: its `total_return` is read as NULL so the month counts as changed and is recomputed."""
     where, params = in_list("portfolio_id", portfolio_ids)
-    frame = wh.query("SELECT portfolio_id, variant, period_type, period_start, period_end, total_return, volatility "
-                     f"FROM portfolio_metrics WHERE period_type IN ('month', 'all') AND {where}", params)
+    frame = wh.query("SELECT portfolio_id, variant, period_type, period_start, period_end, "
+                     "CASE WHEN max_drawdown_duration IS NULL THEN NULL ELSE total_return END AS total_return, "
+                     f"volatility FROM portfolio_metrics WHERE period_type IN ('month', 'all') AND {where}", params)
     return to_polars(frame, {"portfolio_id": pl.Int64, "variant": pl.String, "period_type": pl.String,
                               "period_start": pl.Date, "period_end": pl.Date, "total_return": pl.Float64,
                               "volatility": pl.Float64})
@@ -220,7 +232,8 @@ def plan_refresh(series: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
         .group_by(*KEYS, pl.col("trade_date").dt.truncate("1mo").alias("key"), maintain_order=True)
         .agg(pl.col("trade_date").min().alias("period_start"), pl.col("trade_date").max().alias("period_end"),
              ((1.0 + pl.col("r")).product() - 1.0).alias("total_return"),
-             pl.when(pl.len() >= 2).then(pl.col("r").std(ddof=1) * math.sqrt(252)).alias("volatility"),
+             pl.when(pl.len() >= MIN_RISK_RETURNS).then(pl.col("r").std(ddof=1) * math.sqrt(252))
+             .alias("volatility"),
              (pl.col("r").max() == pl.col("r").min()).alias("constant"))
         .with_columns(pl.when(pl.col("constant") & pl.col("volatility").is_not_null()).then(0.0)
                       .otherwise(pl.col("volatility")).alias("volatility"))
@@ -264,6 +277,7 @@ def compute_rows(series: pl.DataFrame, plan: pl.DataFrame, rf_annual: float,
     The daily returns are validated once; the periods are then computed `batch` portfolios at a time, so the
     exploded (return, period) rows never hold more than a batch (results equal whatever the batch, to rounding)."""
     validate_returns(series, KEYS)
+    series = with_prev_date(series, KEYS)
     ids = plan["portfolio_id"].unique(maintain_order=True).to_list()
     parts = [_batch_rows(series, plan.filter(pl.col("portfolio_id").is_in(ids[i:i + batch])), rf_annual)
              for i in range(0, len(ids), batch)]
@@ -412,6 +426,12 @@ def _as_dict(row: dict[str, Any]) -> dict[str, Any]:
     for metric in METRIC_COLUMNS:
         value = row[metric]
         out[metric] = None if value is None or pd.isna(value) else float(value)
+    for column in DRAWDOWN_COLUMNS:
+        value = row[column]
+        if value is None or pd.isna(value):
+            out[column] = None
+        else:
+            out[column] = int(value) if column.endswith("duration") else pd.Timestamp(value).date()
     return out
 
 

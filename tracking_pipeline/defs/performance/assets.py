@@ -24,9 +24,11 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP, deps=["portfolio_daily_nav", "price_data"], check_specs=METRICS_CHECKS, pool="warehouse",
         kinds=ctx.kinds, metadata=table_spec_metadata("portfolio_metrics"),
-        description="Total return, CAGR, volatility, Sharpe, Sortino, max drawdown, Calmar, win rate, VaR/CVaR 95, "
-                    "beta, alpha, tracking error and information ratio (CONTRACT §4) of every active portfolio, variant "
-                    "and its benchmark (variant 'benchmark') per week, month, quarter, year, ytd and all. Incremental: "
+        description="Total return, CAGR, volatility, Sharpe, Sortino, max drawdown (with its peak, trough, recovery "
+                    "and duration), current drawdown, Calmar, win rate, VaR/CVaR 95 and 99, 21-day VaR 95, beta, alpha, "
+                    "Treynor, tracking error and information ratio (CONTRACT §4) of every active portfolio, variant "
+                    "and its benchmark (variant 'benchmark') per week, month, quarter, year, ytd and all. Periods under "
+                    "a year have no CAGR/Calmar, periods under 20 returns no risk figures (GIPS). Incremental: "
                     "only the periods containing changed or new NAV days are recomputed (docs/metrics.md).",
     )
     def portfolio_metrics(context: AssetExecutionContext, config: MetricsConfig, warehouse: WarehouseResource,

@@ -14,8 +14,9 @@ METRICS_CHECKS = [
                       description="Every active portfolio's variants and benchmark have an `all` row ending on its "
                                   "last NAV day, and no portfolio was skipped for bad returns."),
     dg.AssetCheckSpec("metrics_values_valid", asset="portfolio_metrics",
-                      description="No stored inf/NaN; max_drawdown <= 0; win_rate in [0, 1]; "
-                                  "period_start <= period_end."),
+                      description="No stored inf/NaN; max_drawdown <= current_drawdown <= 0; win_rate in [0, 1]; "
+                                  "period_start <= period_end; no CAGR/Calmar on a week, month or quarter (GIPS); "
+                                  "drawdown peak <= trough <= recovery."),
 ]
 
 
@@ -53,7 +54,12 @@ def _invalid_value_counts(wh: Warehouse, where: str, params: list) -> dict[str, 
     """Rows breaking a value rule, per rule (NaN compares greater than every number in DuckDB and Postgres)."""
     rules = {f"{m}_not_finite": f"({m} > 1e308 OR {m} < -1e308)" for m in METRIC_COLUMNS}
     rules.update({"max_drawdown_positive": "max_drawdown > 0", "win_rate_outside_0_1": "(win_rate < 0 OR win_rate > 1)",
-                  "period_start_after_end": "period_start > period_end"})
+                  "period_start_after_end": "period_start > period_end",
+                  "current_drawdown_outside_range": "(current_drawdown > 0 OR current_drawdown < max_drawdown)",
+                  "short_period_annualised": "(period_type IN ('week', 'month', 'quarter') "
+                                             "AND (cagr IS NOT NULL OR calmar_ratio IS NOT NULL))",
+                  "drawdown_dates_out_of_order": "(max_drawdown_start > max_drawdown_trough "
+                                                 "OR max_drawdown_recovery <= max_drawdown_trough)"})
     select = ", ".join(f"SUM(CASE WHEN {rule} THEN 1 ELSE 0 END) AS {name}" for name, rule in rules.items())
     frame = wh.query(f"SELECT {select} FROM portfolio_metrics WHERE {where}", params)
     if frame.empty:
