@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -54,10 +55,33 @@ def _wait_all(procs: list[subprocess.Popen]) -> list[str]:
     return outputs
 
 
+@contextmanager
+def _gate(url: str, waiters: int):
+    """Hold an exclusive lock on price_data until `waiters` other sessions are blocked on it: the runs launched
+    inside the block are then all in flight at the same moment, on any machine speed."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("LOCK TABLE price_data IN ACCESS EXCLUSIVE MODE")
+            yield
+            deadline = time.monotonic() + RUN_TIMEOUT_S
+            while True:
+                cur.execute("SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                            "WHERE c.relname = 'price_data' AND NOT l.granted")
+                if cur.fetchone()[0] >= waiters:
+                    break
+                assert time.monotonic() < deadline, "the runs never reached price_data"
+                time.sleep(0.05)
+        conn.rollback()  # releases the lock: the blocked writers go on together
+    finally:
+        conn.close()
+
+
 def test_concurrent_runs_on_postgres_lose_no_row(tracking_env, postgres_url, postgres_instance, monkeypatch):
-    """After a sequential run, three runs re-compute disjoint sub-ranges at the same time, each with the
-    multiprocess executor (one process per step) on the Postgres instance: all succeed, Postgres records no
-    deadlock, and every table equals the sequential result (each range reads the committed neighbour rows)."""
+    """After a sequential run, three runs re-compute disjoint sub-ranges at the same time (held at a lock until
+    all three wait on their first write, then released together), each with the multiprocess executor (one
+    process per step) on the Postgres instance: all succeed, Postgres records no deadlock, and every table equals
+    the sequential result (each range reads the committed neighbour rows)."""
     monkeypatch.setenv("TRACKING_WAREHOUSE", postgres_url)
     defs = tracking_env.defs()
     assert defs.resolve_job_def("daily_assets_job").executor_def.name == "multiprocess"
@@ -67,7 +91,9 @@ def test_concurrent_runs_on_postgres_lose_no_row(tracking_env, postgres_url, pos
     sequential = {r.run_id for r in postgres_instance.get_runs()}
 
     t0 = time.monotonic()
-    _wait_all(_launch_daily_runs(SUB_RANGES))
+    with _gate(postgres_url, len(SUB_RANGES)):  # all three runs are inside their first write at once
+        procs = _launch_daily_runs(SUB_RANGES)
+    _wait_all(procs)
     elapsed = time.monotonic() - t0
     counts = assert_same_tables(table_snapshot(wh), reference, tol=1e-12)
     print(f"postgres: {len(SUB_RANGES)} concurrent runs in {elapsed:.1f}s, rows compared {sum(counts.values())}")

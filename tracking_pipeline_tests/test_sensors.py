@@ -35,8 +35,9 @@ NEWCOMER = {"name": "Newcomer", "start_date": "2018-02-01", "initial_nav": 250, 
 
 def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None,
          name: str = SENSOR) -> dg.SensorExecutionData:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources)
-    return defs.resolve_sensor_def(name).evaluate_tick(context)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                 resources=defs.resources) as context:
+        return defs.resolve_sensor_def(name).evaluate_tick(context)
 
 
 def execute(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
@@ -224,3 +225,177 @@ def test_downstream_sensor_follows_every_materialization_once_per_batch(tracking
         instance=env.instance, run_config=QUIET, tags=after_backfill.tags).success
 
 
+# --- S3 ----------------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def s3_lake(tracking_env, monkeypatch):
+    """The env's lake uploaded to a bucket on moto's threaded S3 server; TRACKING_LAKE points at it."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="lake")
+    only_portfolios(tracking_env.lake, EXISTING)
+    for path in tracking_env.lake.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), "lake", f"tracking/{path.relative_to(tracking_env.lake).as_posix()}")
+    monkeypatch.setenv("TRACKING_LAKE", "s3://lake/tracking")
+    try:
+        yield client
+    finally:
+        server.stop()
+
+
+def test_registration_sensor_on_s3(tracking_env, s3_lake):
+    env = tracking_env
+    client = s3_lake
+    defs = env.defs()
+
+    baseline = tick(defs, env.instance, None)
+    files = json.loads(baseline.cursor)["files"]
+    assert list(files) == ["portfolios/p0.yaml"]
+    etag = client.head_object(Bucket="lake", Key="tracking/portfolios/p0.yaml")["ETag"].strip('"')
+    assert files["portfolios/p0.yaml"] == etag
+    assert not tick(defs, env.instance, baseline.cursor).run_requests
+
+    # new file
+    client.put_object(Bucket="lake", Key="tracking/portfolios/newcomer.yaml", Body=yaml.safe_dump(NEWCOMER))
+    new = tick(defs, env.instance, baseline.cursor)
+    (registry,) = new.run_requests
+    pending = json.loads(new.cursor)["pending"]
+    assert [p["name"] for ps in pending.values() for p in ps] == ["Newcomer"]
+    assert execute(defs, env.instance, registry).success  # the registry reads the lake over S3
+    wh = env.warehouse_handle()
+    assert set(wh.query("SELECT name FROM portfolio_definitions")["name"]) == {"Existing", "Newcomer"}
+    # no daily partitions materialized in this instance: the backfill is left to the daily job, pending cleared
+    follow = tick(defs, env.instance, new.cursor)
+    assert not follow.run_requests and json.loads(follow.cursor)["pending"] == {}
+
+    # same content re-uploaded: same ETag, no change
+    client.put_object(Bucket="lake", Key="tracking/portfolios/newcomer.yaml", Body=yaml.safe_dump(NEWCOMER))
+    assert not tick(defs, env.instance, follow.cursor).run_requests
+
+    # changed file
+    client.put_object(Bucket="lake", Key="tracking/portfolios/newcomer.yaml",
+                      Body=yaml.safe_dump(dict(NEWCOMER, description="changed")))
+    changed = tick(defs, env.instance, follow.cursor)
+    assert [r.job_name for r in changed.run_requests] == ["portfolio_registry_job"]
+    assert json.loads(changed.cursor)["files"]["portfolios/newcomer.yaml"] != \
+        json.loads(follow.cursor)["files"]["portfolios/newcomer.yaml"]
+
+    # removed file (before that registry ran): a new registry request; the removed portfolio is no longer pending
+    client.delete_object(Bucket="lake", Key="tracking/portfolios/newcomer.yaml")
+    removed = tick(defs, env.instance, changed.cursor)
+    (registry,) = removed.run_requests
+    assert json.loads(removed.cursor) == {"files": {"portfolios/p0.yaml": etag}, "pending": {}}
+    assert execute(defs, env.instance, registry).success
+    assert not bool(wh.scalar("SELECT is_active FROM portfolio_definitions WHERE name = 'Newcomer'"))
+
+
+# --- run failure alerts ----------------------------------------------------------------------------------------
+
+class _Webhook:
+    """A tiny HTTP server on 127.0.0.1 recording the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                length = int(self.headers["Content-Length"])
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:  # noqa: ANN002
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "_Webhook":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _failed_daily_run(env) -> tuple[dg.Definitions, dg.ExecuteInProcessResult]:  # noqa: ANN001
+    """A daily run that fails in price_data: the lake holds a price file with a non-positive price."""
+    (env.lake / "prices" / "bad.csv").write_text("date,ticker,adj_close\n2018-01-02,ZZZ,-5\n")
+    defs = env.defs()
+    result = defs.resolve_job_def("daily_assets_job").execute_in_process(
+        instance=env.instance, run_config=QUIET, partition_key="2018-01-02", raise_on_error=False)
+    assert not result.success
+    return defs, result
+
+
+def _evaluate_failure_sensor(defs: dg.Definitions, env, result: dg.ExecuteInProcessResult) -> None:  # noqa: ANN001
+    sensor = defs.resolve_sensor_def("run_failure_alert_sensor")
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor.name, dagster_event=result.get_run_failure_event(), dagster_instance=env.instance,
+        dagster_run=result.dagster_run, resources={"warehouse": defs.resources["warehouse"]},
+        repository_def=defs.get_repository_def()).for_run_failure()
+    sensor(context)
+
+
+def test_failure_sensor_records_alert_and_posts_webhook(tracking_env, monkeypatch):
+    env = tracking_env
+    defs, result = _failed_daily_run(env)
+    with _Webhook() as hook:
+        monkeypatch.setenv("TRACKING_ALERT_WEBHOOK", hook.url)
+        _evaluate_failure_sensor(defs, env, result)
+        _evaluate_failure_sensor(defs, env, result)  # a re-evaluation does not duplicate the row
+    alerts = env.warehouse_handle().read_table("alerts")
+    assert len(alerts) == 1
+    alert = alerts.iloc[0]
+    assert alert["run_id"] == result.run_id and alert["alert_id"] == result.run_id
+    assert alert["job_name"] == "daily_assets_job"
+    assert alert["step_key"] == "price_data"
+    assert "bad.csv" in alert["error"] and "adj_close" in alert["error"]
+    assert len(hook.received) == 2
+    posted = hook.received[0]
+    assert posted["run_id"] == result.run_id and posted["step_key"] == "price_data"
+    assert posted["error"] == alert["error"]
+    assert hook.url not in json.dumps(posted)
+
+
+def test_failure_sensor_survives_an_unreachable_webhook(tracking_env, monkeypatch):
+    env = tracking_env
+    defs, result = _failed_daily_run(env)
+    monkeypatch.setenv("TRACKING_ALERT_WEBHOOK", f"http://127.0.0.1:{_free_port()}/nobody")
+    _evaluate_failure_sensor(defs, env, result)
+    assert list(env.warehouse_handle().read_table("alerts")["run_id"]) == [result.run_id]
+
+
+def test_alert_text_redacts_secrets():
+    from tracking_pipeline.defs.automation.alerts import redact
+
+    environ = {"AWS_SECRET_ACCESS_KEY": "abcd1234secret", "TRACKING_ALERT_WEBHOOK": "https://hooks.example/T0k3n",
+               "TRACKING_WAREHOUSE": "postgresql://app:pw@db/prod", "HOME": "/root"}
+    text = ("connect postgresql://app:pw@db/prod failed; key abcd1234secret; hook https://hooks.example/T0k3n; "
+            "other postgresql://u:hunter2@h/d; home /root")
+    out = redact(text, environ)
+    for secret in ("abcd1234secret", "T0k3n", ":pw@", "hunter2"):
+        assert secret not in out
+    assert "<AWS_SECRET_ACCESS_KEY>" in out and "<TRACKING_WAREHOUSE>" in out and "postgresql://u:***@h/d" in out
+    assert "home /root" in out  # not a secret-looking variable

@@ -212,6 +212,8 @@ def _hold_session(path: str, held, release) -> None:  # noqa: ANN001
 
 
 def test_a_duckdb_session_keeps_other_processes_waiting_until_it_ends(tmp_path):
+    """A reader that starts while another process holds a session neither fails nor reads the session's
+    intermediate state: it returns what the session wrote last, just before it ended (after the reader began)."""
     path = str(tmp_path / "session.duckdb")
     open_warehouse(path).ensure_schema()
     ctx = multiprocessing.get_context("spawn")
@@ -219,16 +221,19 @@ def test_a_duckdb_session_keeps_other_processes_waiting_until_it_ends(tmp_path):
     holder = ctx.Process(target=_hold_session, args=(path, held, release))
     holder.start()
     assert held.wait(60)
-    result = {}
-    reader = threading.Thread(target=lambda: result.setdefault("n", open_warehouse(path).scalar(
-        "SELECT MAX(adj_close) FROM price_data")))
+    result, attempting = {}, threading.Event()
+
+    def read() -> None:
+        attempting.set()
+        result["n"] = open_warehouse(path).scalar("SELECT MAX(adj_close) FROM price_data")
+
+    reader = threading.Thread(target=read)
     reader.start()
-    reader.join(1.0)
-    assert reader.is_alive() and not result  # queued on the file lock, not failing
-    release.set()
+    assert attempting.wait(60)
+    release.set()  # only now does the holder write its last values (2.0 + ...) and end the session
     reader.join(60)
     holder.join(60)
-    assert holder.exitcode == 0 and result["n"] == 2.0 + len(D) - 1  # it saw the session's last write
+    assert holder.exitcode == 0 and result["n"] == 2.0 + len(D) - 1  # it waited for the session's end
 
 
 def test_duckdb_files_attached_to_one_process_stay_apart_and_are_released(tmp_path):

@@ -24,7 +24,7 @@ class DefsContext:
     """What the asset factories build from: the settings and the trading-day partitions they resolve to."""
 
     settings: Settings
-    partitions: dg.DailyPartitionsDefinition
+    partitions: dg.TimeWindowPartitionsDefinition
 
     @property
     def first_partition(self) -> str:

@@ -7,11 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 from tracking_pipeline.lake import Lake, open_lake
 from tracking_pipeline.settings import Settings, load_settings
 from tracking_pipeline.warehouse import Warehouse, open_warehouse
+
+
+S3_ATTEMPTS = 2
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -33,12 +37,14 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The input lake at TRACKING_LAKE: a local folder or s3://bucket/prefix."""
+    """The input lake at TRACKING_LAKE: a local folder or s3://bucket/prefix, read through dagster-aws's
+    S3Resource (with the lake cache as fallback when S3 fails)."""
 
     root: str
+    s3: S3Resource
 
     def open(self) -> Lake:
-        return open_lake(self.root)
+        return open_lake(self.root, client_factory=self.s3.get_client)
 
 
 class TrackingSettings(dg.ConfigurableResource):
@@ -58,11 +64,23 @@ def _from_env(name: str, default: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name, "").strip() else default
 
 
+def s3_resource() -> S3Resource:
+    """dagster-aws's S3 client for the lake and the reports: endpoint and region from AWS_ENDPOINT_URL /
+    AWS_REGION (as dg.EnvVar), credentials from boto3's chain (AWS_* variables, a profile or an instance role),
+    never written into the configuration; two attempts, so a dead endpoint falls back to the cache quickly."""
+    optional = {field: dg.EnvVar(name) for field, name in (("endpoint_url", "AWS_ENDPOINT_URL"),
+                                                            ("region_name", "AWS_REGION"))
+                if os.environ.get(name, "").strip()}
+    return S3Resource(max_attempts=S3_ATTEMPTS, **optional)
+
+
 def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
     settings = settings or load_settings()
+    s3 = s3_resource()
     return {
         "warehouse": WarehouseResource(url=_from_env("TRACKING_WAREHOUSE", settings.warehouse)),
-        "lake": LakeResource(root=_from_env("TRACKING_LAKE", settings.lake)),
+        "lake": LakeResource(root=_from_env("TRACKING_LAKE", settings.lake), s3=s3),
+        "s3": s3,
         "tracking": TrackingSettings(market_ticker=settings.market_ticker, risk_free_rate=settings.risk_free_rate,
                                      reports=settings.reports),
     }

@@ -12,8 +12,10 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_CACHE = "data/lake_cache"
@@ -26,6 +28,8 @@ class Lake:
     root: str
     cache_dir: Path = field(default_factory=lambda: Path(os.environ.get("TRACKING_LAKE_CACHE", DEFAULT_CACHE)))
     warnings: list[str] = field(default_factory=list)
+    client_factory: Callable[[], Any] | None = None
+    """Makes the S3 client (in the pipeline: dagster-aws's S3Resource.get_client); boto3's default otherwise."""
 
     @property
     def is_s3(self) -> bool:
@@ -108,6 +112,8 @@ class Lake:
         return self.cache_dir / bucket / prefix / relative
 
     def _client(self):  # noqa: ANN202 - boto3 client
+        if self.client_factory is not None:
+            return self.client_factory()
         import boto3
         from botocore.config import Config
 
@@ -161,8 +167,8 @@ class Lake:
             self.warnings.append(message)
 
 
-def open_lake(root: str) -> Lake:
+def open_lake(root: str, client_factory: Callable[[], Any] | None = None) -> Lake:
     """A lake at a local folder or s3://bucket/prefix (TRACKING_LAKE)."""
     if not root.startswith("s3://") and not Path(root).is_dir():
         raise FileNotFoundError(f"TRACKING_LAKE folder {root!r} does not exist")
-    return Lake(root)
+    return Lake(root, client_factory=client_factory)

@@ -12,6 +12,7 @@ from tracking_pipeline.defs.common import DefsContext, SINGLE_RUN, partition_win
     table_spec_metadata, window_sessions
 from tracking_pipeline.defs.history import lookback, previous_day, require_history
 from tracking_pipeline.defs.market.checks import price_check_results, PRICE_CHECKS
+from tracking_pipeline.defs.partitions import CLOSE_HOUR, NYSE_TIMEZONE
 from tracking_pipeline.defs.resources import LakeResource, TrackingSettings, WarehouseResource
 from tracking_pipeline.lake.tables import load_features, load_prices
 from tracking_pipeline.warehouse import Write
@@ -33,6 +34,10 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
     def price_data(context: AssetExecutionContext, lake: LakeResource,
                    warehouse: WarehouseResource) -> dg.MaterializeResult:
         start, end = partition_window(context)
+        close = pd.Timestamp(f"{end.date()} {CLOSE_HOUR}:00").tz_localize(NYSE_TIMEZONE)
+        if close > pd.Timestamp.now(tz=NYSE_TIMEZONE):
+            raise dg.Failure(description=f"the {end.date()} session has not closed yet (16:00 New York): its "
+                                         "partition can run after the close")
         source = lake.open()
         prices = load_prices(source, start, end)
         empty = window_sessions(start, end).difference(pd.DatetimeIndex(prices["trade_date"].unique()))

@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 import polars as pl
 from dagster import AssetExecutionContext
+from dagster_aws.s3 import S3Resource
 
 from tracking_pipeline.analytics.metrics import period_metrics
 from tracking_pipeline.defs.common import DefsContext
@@ -38,10 +39,11 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                     "returns) per active portfolio plus an index, written to TRACKING_REPORTS (folder or s3://).",
     )
     def performance_dashboard(context: AssetExecutionContext, warehouse: WarehouseResource,
-                              tracking: TrackingSettings) -> dg.MaterializeResult:
+                              tracking: TrackingSettings, s3: S3Resource) -> dg.MaterializeResult:
         with warehouse.session() as wh:
             defs = wh.read_table("portfolio_definitions", "is_active")
             nav = wh.read_table("portfolio_daily_nav")
+            client = s3.get_client() if tracking.reports.startswith("s3://") else None
             generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
             returns = nav[nav["trade_date"] > nav.groupby(["portfolio_id", "variant"])["trade_date"].transform("min")]
             metrics = period_metrics(
@@ -57,13 +59,13 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                 kpis = metrics[metrics["portfolio_id"] == row.portfolio_id]
                 name = report_file(row.name)
                 written.append(write_report(tracking.reports, name, portfolio_page(
-                    row.name, row.description or "", mine, kpis, row.benchmark, generated)))
+                    row.name, row.description or "", mine, kpis, row.benchmark, generated), client))
                 raw = kpis[kpis["variant"] == "raw"]
                 first = raw.iloc[0] if len(raw) else None
                 index_rows.append({"name": row.name, "file": name, "last_day": mine["trade_date"].max().date(),
                                    **{k: (float(first[k]) if first is not None and pd.notna(first[k]) else None)
                                       for k in ("total_return", "cagr", "sharpe_ratio", "max_drawdown")}})
-            index = write_report(tracking.reports, "index.html", index_page(index_rows, generated))
+            index = write_report(tracking.reports, "index.html", index_page(index_rows, generated), client)
             context.log.info(f"wrote {len(written)} portfolio pages and {index}")
             return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(index), "open": report_link(index),
                                                   "pages": len(written),
