@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from tracking_pipeline.settings import DEMO_LAKE
+from tracking_pipeline_tests.trade_lake import cut_trade_files
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -33,6 +34,7 @@ def make_lake(root: Path, start: str = "2018-01-02", end: str = "2019-06-28",
     features = features[(features["date"] >= pd.Timestamp(start).date()) & (features["date"] <= pd.Timestamp(end).date())]
     features.to_parquet(root / "features" / "features_latest.parquet", index=False)
     shutil.copy(DEMO_LAKE / "reference" / "sectors.csv", root / "reference" / "sectors.csv")
+    cut_trade_files(root, start, end, tickers)
     if portfolios is None:
         for path in (DEMO_LAKE / "portfolios").glob("*.yaml"):
             shutil.copy(path, root / "portfolios" / path.name)

@@ -99,7 +99,7 @@ def test_lake_exists_with_expected_layout():
         assert (LAKE / rel).is_file(), rel
     assert len(list((LAKE / "portfolios").glob("*.yaml"))) >= 5
     # optional inputs deliberately left out: defaults apply
-    for absent in ("models", "trades", "routing"):
+    for absent in ("models",):
         assert not (LAKE / absent).exists(), absent
 
 
@@ -263,6 +263,9 @@ def test_rebuild_reproduces_the_shipped_lake(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "stocks.parquet" in proc.stdout
+    trades = subprocess.run([sys.executable, str(SCRIPT.parent / "build_demo_trades.py"), "--lake", str(out)],
+                            capture_output=True, text=True, timeout=600)  # trades/, routing/ from the prices
+    assert trades.returncode == 0, trades.stderr
 
     def files(root: Path) -> list[str]:
         return sorted(f.relative_to(root).as_posix() for f in root.rglob("*") if f.is_file())
