@@ -23,7 +23,8 @@ def main(argv: list[str]) -> int:
     if graph == "noop":
         from _common import noop_definitions
 
-        definitions.defs = noop_definitions(definitions.defs)
+        real = definitions.build_definitions
+        definitions.build_definitions = lambda settings=None: noop_definitions(real(settings))
     elif graph != "real":
         raise SystemExit(f"graph must be real or noop, got {graph!r}")
     cli.summary = lambda out=None: None
