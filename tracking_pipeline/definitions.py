@@ -19,6 +19,7 @@ from tracking_pipeline.defs.portfolios import assets as portfolio_assets
 from tracking_pipeline.defs.reports import assets as report_assets
 from tracking_pipeline.defs.resources import build_resources
 from tracking_pipeline.defs.risk import assets as risk_assets
+from tracking_pipeline.defs.trades import assets as trade_assets
 from tracking_pipeline.settings import Settings, load_settings
 
 # Each domain's asset module (a `build(ctx)` factory); add a new domain here.
@@ -29,6 +30,7 @@ ASSET_MODULES = [
     risk_assets,
     performance_assets,
     report_assets,
+    trade_assets,
 ]
 SCHEDULES: list[dg.ScheduleDefinition] = [nightly_daily_assets]
 SENSORS: list[dg.SensorDefinition] = [portfolio_registration_sensor, downstream_after_daily_sensor,

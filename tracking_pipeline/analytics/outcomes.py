@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tracking_pipeline.analytics.trade_windows import (
-    BANDS, PERIODS, confidence_band, predictions, ratio, windows,
+    BANDS, PERIODS, Windows, confidence_band, predictions, ratio, windows,
 )
 
 CRITICAL, WARNING, GOOD = "CRITICAL", "WARNING", "GOOD"
@@ -80,26 +80,31 @@ def _sorted(trades: pd.DataFrame) -> pd.DataFrame:
     return trades.sort_values(["exit_date", "trade_id"], kind="mergesort", ignore_index=True)
 
 
-def baseline_figures(trades: pd.DataFrame, config: OutcomeConfig) -> dict[str, float | None]:
-    """The baseline's win rate, average return and explosive growth rate (from its period's closed trades when
-    the baseline names a period; NULL figures when that period has none)."""
+def baseline_figures(t: pd.DataFrame, w: Windows, config: OutcomeConfig) -> dict[str, np.ndarray]:
+    """The baseline's win rate, average return and explosive growth rate for each window's as-of day: the
+    configured figures, or (for a baseline period) those of the trades closed in that period up to the as-of
+    day (no look-ahead; NULL before the period has a closed trade). `t`: the trades sorted by exit date."""
     b = config.baseline
+    rows = len(w.n)
     if b.start is None:
-        return {"win_rate": b.win_rate, "avg_return": b.avg_return, "explosive_rate": b.explosive_rate}
-    exits = pd.to_datetime(trades["exit_date"])
-    inside = trades[(exits >= pd.Timestamp(b.start)) & (exits <= pd.Timestamp(b.end))]
-    if inside.empty:
-        return {"win_rate": None, "avg_return": None, "explosive_rate": None}
-    pct = inside["profit_loss_pct"].astype(float)
-    return {"win_rate": float((inside["profit_loss"].astype(float) > 0).mean()), "avg_return": float(pct.mean()),
-            "explosive_rate": float((pct > config.explosive_return).mean())}
+        return {k: np.full(rows, np.nan if v is None else float(v))
+                for k, v in (("win_rate", b.win_rate), ("avg_return", b.avg_return),
+                             ("explosive_rate", b.explosive_rate))}
+    exits = np.asarray(t["exit_date"].to_numpy(), dtype="datetime64[D]")
+    until = np.minimum(np.asarray(w.period_end, dtype="datetime64[D]"), np.datetime64(b.end, "D"))
+    lo = np.full(rows, np.searchsorted(exits, np.datetime64(b.start, "D"), side="left"))
+    period = Windows(w.period_type, w.period_start, w.period_end, lo,
+                     np.maximum(np.searchsorted(exits, until, side="right"), lo))
+    pct = t["profit_loss_pct"].to_numpy(float)
+    return {"win_rate": ratio(period.count(t["profit_loss"].to_numpy(float) > 0), period.n),
+            "avg_return": ratio(period.total(pct), period.n),
+            "explosive_rate": ratio(period.count(pct > config.explosive_return), period.n)}
 
 
-def _progress(current: np.ndarray, target: float | None) -> np.ndarray:
+def _progress(current: np.ndarray, target: np.ndarray) -> np.ndarray:
     """current / target where the target is positive, else NULL."""
-    if target is None or not target > 0:
-        return np.full(len(current), np.nan)
-    return np.asarray(current, dtype=float) / target
+    target = np.asarray(target, dtype=float)
+    return ratio(np.asarray(current, dtype=float), np.where(target > 0, target, 0.0))
 
 
 def outcomes(trades: pd.DataFrame, as_of: pd.DatetimeIndex, config: OutcomeConfig,
@@ -131,9 +136,9 @@ def outcomes(trades: pd.DataFrame, as_of: pd.DatetimeIndex, config: OutcomeConfi
     out["avg_timing_cost"] = ratio(w.total(np.where(timed, cost, 0.0)), w.count(timed))
     out["timing_cost_amount"] = w.total(np.where(timed, cost_amount, 0.0))
     out["timing_score"] = ratio(w.count(timed & (delay <= 1)), w.count(timed))
-    base = baseline_figures(t, config)
+    base = baseline_figures(t, w, config)
     for name in ("win_rate", "avg_return", "explosive_rate"):
-        out[f"baseline_{name}"] = np.nan if base[name] is None else base[name]
+        out[f"baseline_{name}"] = base[name]
         out[f"progress_{name}"] = _progress(out[name].to_numpy(float), base[name])
     progress = out[["progress_win_rate", "progress_avg_return", "progress_explosive_rate"]].clip(0.0, 1.0)
     out["recovery_progress"] = progress.mean(axis=1, skipna=True)

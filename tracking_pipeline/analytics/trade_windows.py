@@ -96,10 +96,11 @@ def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def sample_std(values: np.ndarray, w: Windows) -> np.ndarray:
     """Standard deviation (ddof 1) of `values` over each window; NaN under 2 values or when all are equal.
 
-    From prefix sums of the values centred on their overall mean (no cancellation for the moderate values of
-    trade returns); equality is exact: a window is constant when no value in it differs from its predecessor."""
+    From prefix sums of the values centred on the first one (small sums for trade returns, and a window's
+    result does not depend on the values after it); equality is exact: a window is constant when no value in it
+    differs from its predecessor."""
     x = np.asarray(values, dtype=float)
-    centred = x - (x.mean() if len(x) else 0.0)
+    centred = x - (x[0] if len(x) else 0.0)
     n = w.n.astype(float)
     s1, s2 = w.total(centred), w.total(centred ** 2)
     var = ratio(s2 - ratio(s1 ** 2, n), n - 1.0)

@@ -111,5 +111,43 @@ TABLES: dict[str, Table] = {
         _t("alerts",
            "alert_id:text created_at:timestamp run_id:text job_name:text step_key:text error:text",
            "alert_id"),
+        # Trade and strategy analytics (seeds 001 and 004; docs/strategies.md).
+        _t("routing_decisions",
+           "decision_id:text symbol:text selected_strategy:text classification:text confidence:float reason:text "
+           "timestamp:timestamp decision_date:date source_file:text",
+           "decision_id", "decision_date"),
+        _t("trade_tracking",
+           "trade_id:text symbol:text strategy:text classification:text entry_date:date entry_price:float "
+           "exit_date:date exit_price:float quantity:float profit_loss:float profit_loss_pct:float hold_days:int "
+           "exit_reason:text routing_confidence:float was_profitable:bool is_open:bool mark_date:date "
+           "mark_price:float status_date:date decision_id:text decision_date:date entry_delay_days:int "
+           "timing_cost:float timing_cost_amount:float source_file:text",
+           "trade_id", "status_date"),
+        _t("strategy_metrics",
+           "strategy:text stock_type:text period_type:text period_start:date period_end:date total_trades:int "
+           "winning_trades:int losing_trades:int win_rate:float avg_profit:float avg_profit_winners:float "
+           "avg_loss_losers:float total_return:float total_profit_loss:float max_drawdown:float "
+           "avg_hold_days:float sharpe_ratio:float profit_factor:float confidence_accuracy:float status:text "
+           "updated_at:timestamp",
+           "strategy stock_type period_type period_end", "period_end"),
+        _t("trade_outcomes",
+           "as_of_date:date period_type:text period_start:date closed_trades:int win_rate:float avg_return:float "
+           "explosive_rate:float confidence_accuracy:float brier_score:float timed_trades:int "
+           "avg_entry_delay_days:float avg_timing_cost:float timing_cost_amount:float timing_score:float "
+           "baseline_win_rate:float baseline_avg_return:float baseline_explosive_rate:float "
+           "progress_win_rate:float progress_avg_return:float progress_explosive_rate:float "
+           "recovery_progress:float performance_gap:float status:text status_reasons:text",
+           "as_of_date period_type", "as_of_date"),
+        _t("confidence_calibration",
+           "as_of_date:date period_type:text band:text period_start:date trades:int winners:int win_rate:float "
+           "mean_confidence:float calibration_gap:float correct:int accuracy:float brier_score:float",
+           "as_of_date period_type band", "as_of_date"),
+        _t("volume_spike_candidates",
+           "trade_date:date ticker:text price:float volume:float avg_volume:float volume_multiple:float "
+           "best_pattern:text similarity:float similarities:json",
+           "trade_date ticker", "trade_date"),
+        _t("system_health",
+           "checked_at:timestamp component:text status:text value:float detail:text",
+           "checked_at component"),
     ]
 }

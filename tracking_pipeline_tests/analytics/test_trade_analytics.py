@@ -342,6 +342,13 @@ def test_outcomes_hand_computed_with_a_configured_baseline():
     based = outcomes(trades, pd.DatetimeIndex([D("2020-02-11")]), period).set_index("period_type")
     assert based.loc["all", "baseline_win_rate"] == 0.5 and based.loc["all", "baseline_explosive_rate"] == 0.5
     assert based.loc["all", "baseline_avg_return"] == pytest.approx(0.25)
+    early = outcomes(trades, pd.DatetimeIndex([D("2020-01-10"), D("2020-01-31")]), period)
+    early = early[early["period_type"] == "all"].set_index("as_of_date")
+    assert early.loc[D("2020-01-31"), "baseline_win_rate"] == 0.5  # the baseline period seen up to each day:
+    assert early.loc[D("2020-01-10"), "baseline_win_rate"] == 0.5  # x1 and x2 closed on 01-10 already
+    none_yet = outcomes(trades, pd.DatetimeIndex([D("2020-01-10")]), OutcomeConfig(baseline=Baseline(
+        None, None, None, D("2020-01-11").date(), D("2020-12-31").date())))
+    assert none_yet["baseline_win_rate"].isna().all() and none_yet["recovery_progress"].isna().all()
 
 
 # --- volume-spike scan --------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Trade and strategy analytics: routing decisions, trades, strategy metrics, outcomes, calibration, volume scan."""
