@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="Dagster pipeline tracking investment portfolios: NAV per risk-overlay variant, risk and metrics.",
     packages=find_packages(exclude=["tracking_pipeline_tests*"]),
-    package_data={"tracking_pipeline": ["demo_lake/**/*", "demo_lake/*"]},
+    package_data={"tracking_pipeline": ["demo_lake/**/*", "demo_lake/*", "reporting/templates/*"]},
     include_package_data=True,
     python_requires=">=3.11,<3.14",
     install_requires=[
@@ -27,6 +27,7 @@ setup(
         "psycopg2-binary==2.9.13",
         "PyYAML==6.0.3",
         "requests==2.34.2",
+        "Jinja2==3.1.6",
     ],
     extras_require={
         "dev": [
@@ -35,6 +36,7 @@ setup(
             "moto[server]==5.2.5",
             "empyrical-reloaded==0.7.1",
             "quantstats==0.0.86",
+            "aiosmtpd==1.4.6",
         ],
     },
 )

@@ -12,6 +12,7 @@ from tracking_pipeline.defs.automation.sensors import downstream_after_daily_sen
 from tracking_pipeline.defs.common import DefsContext
 from tracking_pipeline.defs.jobs import daily_assets_job, downstream_job, registry_job
 from tracking_pipeline.defs.market import assets as market_assets
+from tracking_pipeline.defs.monitoring import assets as monitoring_assets
 from tracking_pipeline.defs.overlays import assets as overlay_assets
 from tracking_pipeline.defs.partitions import build_trading_days
 from tracking_pipeline.defs.performance import assets as performance_assets
@@ -31,6 +32,7 @@ ASSET_MODULES = [
     performance_assets,
     report_assets,
     trade_assets,
+    monitoring_assets,
 ]
 SCHEDULES: list[dg.ScheduleDefinition] = [nightly_daily_assets]
 SENSORS: list[dg.SensorDefinition] = [portfolio_registration_sensor, downstream_after_daily_sensor,

@@ -102,7 +102,7 @@ def step_failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
 VOLATILE_COLUMNS = ("created_at", "updated_at", "fingerprint")
 """Wall-clock columns, and input fingerprints (hashes of exact input bits: runs whose numbers agree within a
 tolerance need not share them; their keys and row counts are still compared)."""
-VOLATILE_TABLES = ("alerts",)
+VOLATILE_TABLES = ("alerts", "system_health")
 
 
 def table_snapshot(wh) -> dict[str, pd.DataFrame]:  # noqa: ANN001 - a Warehouse

@@ -8,7 +8,7 @@ from tracking_pipeline.defs.automation.daily_runs import CHAIN_TAG, DAILY_JOB, D
 
 # Unpartitioned assets of the "risk" group: computed after the daily chain, with the downstream assets.
 UNPARTITIONED_RISK = dg.AssetSelection.assets("portfolio_stress_tests", "asset_correlations")
-DOWNSTREAM_GROUPS = ("performance", "reports")
+DOWNSTREAM_GROUPS = ("performance", "reports", "monitoring")
 
 daily_selection = dg.AssetSelection.all().materializable() - dg.AssetSelection.assets(
     "portfolio_definitions", "portfolio_holdings") - dg.AssetSelection.groups(*DOWNSTREAM_GROUPS) \

@@ -1,0 +1,1 @@
+"""Monitoring: system health and the daily report, after the daily chain."""

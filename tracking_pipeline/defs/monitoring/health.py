@@ -1,0 +1,81 @@
+"""Gathering the system-health facts from the Dagster instance and the warehouse (analytics/health.py judges them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+from dagster_shared.check import CheckError
+import pandas as pd
+
+from tracking_pipeline.analytics.health import WINDOW_DAYS, Freshness, health_rows
+from tracking_pipeline.trading_calendar import sessions_between
+from tracking_pipeline.warehouse import TABLES, Warehouse
+
+CHECK_HISTORY = 100_000
+"""At most this many check evaluations are read (a week of nightly runs and backfill chunks makes far fewer)."""
+
+
+def asset_graph(context: dg.AssetExecutionContext) -> tuple[object, bool]:
+    """(the code location's asset graph, True); an in-process run (tests) has no repository, so its job's graph
+    stands in: (that graph, False)."""
+    try:
+        return context.repository_def.asset_graph, True
+    except CheckError:
+        return context.job_def.asset_layer.asset_graph, False
+
+
+def daily_asset_keys(graph, instance: dg.DagsterInstance | None = None) -> list[dg.AssetKey]:  # noqa: ANN001
+    """The assets of the graph partitioned by trading day; with `instance` (for a partial graph), also every
+    asset the instance holds partition materializations of."""
+    keys = {key for key in graph.get_all_asset_keys()
+            if isinstance(graph.get(key).partitions_def, dg.TimeWindowPartitionsDefinition)}
+    if instance is not None:
+        keys |= {key for key in instance.get_asset_keys() if instance.get_materialized_partitions(key)}
+    return sorted(keys, key=lambda k: k.to_user_string())
+
+
+def freshness(instance: dg.DagsterInstance, keys: list[dg.AssetKey], reference_day: str | None) -> list[Freshness]:
+    """Each asset's latest materialized partition and its lag in sessions behind `reference_day`."""
+    out = []
+    for key in keys:
+        done = instance.get_materialized_partitions(key)
+        latest = max(done) if done else None
+        lag = None
+        if latest is not None:
+            lag = 0 if reference_day is None or latest >= reference_day else len(sessions_between(
+                pd.Timestamp(latest) + pd.Timedelta(days=1), reference_day))
+        out.append(Freshness(key.to_user_string(), latest, lag))
+    return out
+
+
+def failed_checks(instance: dg.DagsterInstance, since: dt.datetime) -> pd.DataFrame:
+    """Every failed asset-check evaluation recorded since `since` (of any job)."""
+    records = instance.get_event_records(dg.EventRecordsFilter(
+        event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_timestamp=since.timestamp()), limit=CHECK_HISTORY)
+    rows = []
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if evaluation.passed:
+            continue
+        rows.append((f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}", evaluation.severity.value,
+                     record.run_id))
+    return pd.DataFrame(rows, columns=["check", "severity", "run_id"])
+
+
+def failed_runs(instance: dg.DagsterInstance, since: dt.datetime) -> pd.DataFrame:
+    records = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=since))
+    return pd.DataFrame([(r.dagster_run.run_id, r.dagster_run.job_name) for r in records],
+                        columns=["run_id", "job_name"])
+
+
+def collect_health(instance: dg.DagsterInstance, graph, wh: Warehouse,  # noqa: ANN001 - a dagster asset graph
+                   reference_day: str | None, now: dt.datetime | None = None, complete: bool = True) -> pd.DataFrame:
+    """The health rows (analytics.health.health_rows) of the instance and the warehouse now; `complete`: whether
+    `graph` holds every asset of the code location (else the instance's partitioned assets are added)."""
+    now = now or dt.datetime.now(dt.UTC)
+    since = now - dt.timedelta(days=WINDOW_DAYS)
+    counts = {name: int(wh.scalar(f"SELECT COUNT(*) FROM {name}")) for name in sorted(TABLES)}
+    keys = daily_asset_keys(graph, None if complete else instance)
+    return health_rows(reference_day, freshness(instance, keys, reference_day),
+                       failed_checks(instance, since), failed_runs(instance, since), counts)
