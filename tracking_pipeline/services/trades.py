@@ -142,9 +142,14 @@ def refresh_trades(wh: Warehouse, lake: Lake, start: pd.Timestamp, end: pd.Times
                                                   _decision_prices(wh, figures))], axis=1)
         rows = figures[columns].sort_values("trade_id", ignore_index=True)
     scope = {"status_date": days, "source_file": _file_scope(wh, "trade_tracking", "status_date", days, ledger)}
-    writes = [Write("trade_tracking", rows.iloc[0:0], scope)]
+    moved: list[str] = []
     if len(rows):
-        writes.append(Write("trade_tracking", rows, {"trade_id": rows["trade_id"].tolist()}))
+        # A trade written now may be stored under another status date (an open trade marked on an earlier day,
+        # an exit moved by a ledger correction): that row goes too, found by id among the rows outside the range.
+        elsewhere = wh.query("SELECT trade_id FROM trade_tracking WHERE status_date < ? OR status_date > ?",
+                             list(days))["trade_id"]
+        moved = sorted(set(elsewhere) & set(rows["trade_id"]))
+    writes = [Write("trade_tracking", rows.iloc[0:0], {"trade_id": moved}), Write("trade_tracking", rows, scope)]
     return LedgerRun(rows, writes, ledger.files, ledger.errors, bool(frontier))
 
 

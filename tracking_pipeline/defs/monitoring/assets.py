@@ -85,7 +85,7 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
             for alert in data["alerts"]:
                 record_alert({"alert_id": f"strategy:{data['day']}:{alert['strategy']}:{alert['stock_type']}",
                               "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0).isoformat(),
-                              "run_id": context.run_id, "job_name": context.job_name, "step_key": "daily_report",
+                              "run_id": context.run.run_id, "job_name": context.job_name, "step_key": "daily_report",
                               "error": f"{alert['status']} {alert['strategy']} / {alert['stock_type']} "
                                        f"({config.status_period}, {alert['total_trades']} trades): {alert['reasons']}"},
                              warehouse, context.log)
