@@ -7,7 +7,8 @@ setup(
     version="0.1.0",
     description="Dagster pipeline tracking investment portfolios: NAV per risk-overlay variant, risk and metrics.",
     packages=find_packages(exclude=["tracking_pipeline_tests*"]),
-    package_data={"tracking_pipeline": ["demo_lake/**/*", "demo_lake/*", "reporting/templates/*"]},
+    package_data={"tracking_pipeline": ["demo_lake/**/*", "demo_lake/*", "reporting/templates/*",
+                                        "reporting/templates/performance/*"]},
     include_package_data=True,
     python_requires=">=3.11,<3.14",
     install_requires=[
@@ -28,6 +29,8 @@ setup(
         "PyYAML==6.0.3",
         "requests==2.34.2",
         "Jinja2==3.1.6",
+        "plotly==7.1.0",
+        "streamlit==1.67.0",
     ],
     extras_require={
         "dev": [

@@ -44,8 +44,9 @@ def test_s3_lake_and_reports_end_to_end(tracking_env, s3_server, monkeypatch):
     defs = tracking_env.defs()
     run_chain(defs, tracking_env.instance, START, END)
     local = _lake_relative(table_snapshot(tracking_env.warehouse_handle()), str(tracking_env.lake))
-    local_reports = sorted(p.name for p in (tracking_env.root / "reports").glob("*.html"))
-    assert len(local_reports) >= 2
+    reports = tracking_env.root / "reports"
+    local_reports = sorted(p.relative_to(reports).as_posix() for p in reports.rglob("*") if p.is_file())
+    assert sum(name.endswith(".html") for name in local_reports) >= 2
 
     uploaded = upload_folder(tracking_env.lake, BUCKET, "lake")
     s3_warehouse = str(tracking_env.root / "s3_run.duckdb")
@@ -83,4 +84,4 @@ def test_s3_lake_and_reports_end_to_end(tracking_env, s3_server, monkeypatch):
         assert f"s3://{BUCKET}/lake" in message and "unreachable" in message and "no cached" in message, message
         assert_same_tables(_lake_relative(table_snapshot(wh), f"s3://{BUCKET}/lake"), local, tol=0.0)
     print(f"s3: {uploaded} lake files, chain {s3_seconds:.1f}s, rows compared {sum(counts.values())}, "
-          f"{len(local_reports)} reports")
+          f"{len(local_reports)} report files")

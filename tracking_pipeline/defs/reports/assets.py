@@ -1,21 +1,17 @@
-"""performance_dashboard: the HTML performance report per portfolio, written to TRACKING_REPORTS."""
+"""performance_dashboard: the HTML performance report (a page per portfolio, an index, plotly.js and CSV exports),
+written to TRACKING_REPORTS (folder or s3://); rendering lives in `tracking_pipeline/reporting/performance.py`."""
 
-import datetime as dt
 import os
-import re
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
-import polars as pl
 from dagster import AssetExecutionContext
 from dagster_aws.s3 import S3Resource
 
-from tracking_pipeline.analytics.metrics import period_metrics
 from tracking_pipeline.defs.common import DefsContext
 from tracking_pipeline.defs.resources import TrackingSettings, WarehouseResource
-from tracking_pipeline.reporting.html import index_page, portfolio_page
-from tracking_pipeline.reporting.output import write_report
+from tracking_pipeline.reporting.performance import APP_URL_ENV, app_url, build_files, read_inputs, write_files
+from tracking_pipeline.services.portfolio_risk import rebalance_threshold
 
 
 def report_link(location: str) -> dg.MetadataValue:
@@ -27,48 +23,38 @@ def report_link(location: str) -> dg.MetadataValue:
     return dg.MetadataValue.url(Path(location).resolve().as_uri())
 
 
-def report_file(name: str) -> str:
-    """A file name for a portfolio page (names may hold any characters)."""
-    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower() + ".html"
-
-
 def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        group_name="reports", deps=["portfolio_daily_nav"], kinds={"html"},
-        description="Self-contained HTML dashboard (KPI cards, growth and drawdown of every variant, monthly "
-                    "returns) per active portfolio plus an index, written to TRACKING_REPORTS (folder or s3://).",
+        group_name="reports", deps=["portfolio_daily_nav", "portfolio_metrics", "portfolio_snapshots",
+                                    "portfolio_stress_tests"], kinds={"html"},
+        description="The HTML performance report (seed 000 §3): per active portfolio a page with KPI cards per "
+                    "variant, comparison with the benchmark per period (best marked), annual and monthly tables, "
+                    "crisis periods, cumulative / drawdown / allocation charts (Plotly, plotly.js written once "
+                    "beside the pages), signals, risk and CSV exports, plus an index; every figure read from the "
+                    "warehouse. Written to TRACKING_REPORTS (folder or s3://). Metadata `open` links to the index, "
+                    f"`app` to the interactive Performance Tracker ({APP_URL_ENV}, `make dashboard`).",
     )
     def performance_dashboard(context: AssetExecutionContext, warehouse: WarehouseResource,
                               tracking: TrackingSettings, s3: S3Resource) -> dg.MaterializeResult:
         with warehouse.session() as wh:
-            defs = wh.read_table("portfolio_definitions", "is_active")
-            nav = wh.read_table("portfolio_daily_nav")
-            client = s3.get_client() if tracking.reports.startswith("s3://") else None
-            generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-            returns = nav[nav["trade_date"] > nav.groupby(["portfolio_id", "variant"])["trade_date"].transform("min")]
-            metrics = period_metrics(
-                pl.from_pandas(returns[["portfolio_id", "variant", "trade_date", "daily_return"]]
-                               .rename(columns={"daily_return": "r"})).with_columns(pl.col("trade_date").cast(pl.Date)),
-                ["portfolio_id", "variant"], tracking.risk_free_rate, period_types=("all",),
-            ).to_pandas() if len(returns) else pd.DataFrame(columns=["portfolio_id", "variant"])
-            index_rows, written = [], []
-            for row in defs.itertuples(index=False):
-                mine = nav[nav["portfolio_id"] == row.portfolio_id]
-                if mine.empty:
-                    continue
-                kpis = metrics[metrics["portfolio_id"] == row.portfolio_id]
-                name = report_file(row.name)
-                written.append(write_report(tracking.reports, name, portfolio_page(
-                    row.name, row.description or "", mine, kpis, row.benchmark, generated), client))
-                raw = kpis[kpis["variant"] == "raw"]
-                first = raw.iloc[0] if len(raw) else None
-                index_rows.append({"name": row.name, "file": name, "last_day": mine["trade_date"].max().date(),
-                                   **{k: (float(first[k]) if first is not None and pd.notna(first[k]) else None)
-                                      for k in ("total_return", "cagr", "sharpe_ratio", "max_drawdown")}})
-            index = write_report(tracking.reports, "index.html", index_page(index_rows, generated), client)
-            context.log.info(f"wrote {len(written)} portfolio pages and {index}")
-            return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(index), "open": report_link(index),
-                                                  "pages": len(written),
-                                                  "files": dg.MetadataValue.md("\n".join(f"- {w}" for w in written))})
+            inputs = read_inputs(wh, tracking.risk_free_rate)
+        try:
+            threshold = rebalance_threshold()
+        except ValueError as exc:
+            context.log.warning(f"drift chart without its threshold line: {exc}")
+            threshold = None
+        files = build_files(inputs, threshold=threshold)
+        client = s3.get_client() if tracking.reports.startswith("s3://") else None
+        written = write_files(tracking.reports, files, client)
+        index = written[-1]
+        pages = [w for f, w in zip(files, written) if f.kind == "page" and f.name != "index.html"]
+        context.log.info(f"wrote {len(pages)} portfolio pages and {index}")
+        return dg.MaterializeResult(metadata={
+            "open": report_link(index), "index": dg.MetadataValue.path(index), "app": dg.MetadataValue.url(app_url()),
+            "pages": len(pages), "as_of": str(inputs.as_of.date()) if inputs.as_of is not None else "none",
+            "bytes_per_page": dg.MetadataValue.md("\n".join(
+                f"- {f.name}: {len(f.body):,}" for f in files if f.kind == "page")),
+            "files": dg.MetadataValue.md("\n".join(f"- {w}" for w in written)),
+        })
 
     return [performance_dashboard]
