@@ -33,6 +33,7 @@ def backfill(start: str, end: str, chunk: int = DEFAULT_CHUNK, force: bool = Fal
     import dagster as dg
 
     from tracking_pipeline.definitions import build_definitions
+    from tracking_pipeline.defs.executors import execute_job
 
     defs = build_definitions()
     instance = dg.DagsterInstance.get()
@@ -54,8 +55,7 @@ def backfill(start: str, end: str, chunk: int = DEFAULT_CHUNK, force: bool = Fal
 
     def run(job_name: str, label: str, tags: dict[str, str] | None = None) -> bool:
         t = time.monotonic()
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, tags=tags or {}, raise_on_error=False, run_config=QUIET)
+        result = execute_job(defs, job_name, instance, tags or {}, QUIET)  # on the configured executor
         failed_checks = _failed_error_checks(result)
         ok = result.success and not failed_checks
         status = "ok" if ok else "FAILED"
@@ -158,7 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pd.Timestamp(value)
             except ValueError:
                 parser.error(f"not a date (YYYY-MM-DD): {value!r}")
-        code = backfill(args.start, args.end, args.chunk, args.force)
+        from tracking_pipeline.defs.executors import ExecutorConfigError
+
+        try:
+            code = backfill(args.start, args.end, args.chunk, args.force)
+        except ExecutorConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if code == 0:
             summary()
         return code

@@ -10,6 +10,7 @@ from tracking_pipeline.defs.automation.alerts import check_failure_alert_sensor,
 from tracking_pipeline.defs.automation.schedules import nightly_daily_assets
 from tracking_pipeline.defs.automation.sensors import downstream_after_daily_sensor, portfolio_registration_sensor
 from tracking_pipeline.defs.common import DefsContext
+from tracking_pipeline.defs.executors import build_executor
 from tracking_pipeline.defs.jobs import daily_assets_job, downstream_job, registry_job
 from tracking_pipeline.defs.market import assets as market_assets
 from tracking_pipeline.defs.monitoring import assets as monitoring_assets
@@ -52,8 +53,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         schedules=SCHEDULES,
         sensors=SENSORS,
         resources=build_resources(settings),
-        # DuckDB has one writer: run each job's steps in one process (the warehouse pool serialises runs).
-        executor=dg.in_process_executor if settings.warehouse_kind == "duckdb" else dg.multiprocess_executor,
+        # DuckDB has one writer: steps in one process; PostgreSQL: multiprocess, or Celery (TRACKING_EXECUTOR).
+        executor=build_executor(settings),
     )
 
 
