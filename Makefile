@@ -7,7 +7,7 @@ DEMO_START := 2018-01-02
 DEMO_END := 2023-10-27
 export DAGSTER_HOME
 
-.PHONY: demo test dev venv clean browser
+.PHONY: demo test dev venv clean browser dashboard
 
 $(BIN)/.installed: setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: venv browser
 
 dev: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev
+
+# The Performance Tracker app at http://localhost:8501 on the configured warehouse (TRACKING_WAREHOUSE, as the pipeline).
+dashboard: venv
+	$(BIN)/python -m tracking_pipeline.app
 
 clean:
 	rm -rf data .dagster_home

@@ -136,6 +136,8 @@ def summary(out=sys.stdout) -> None:
         first = rows["first_day"].min().date()
         last = rows["last_day"].max().date()
         print(f"  {name}: {first}..{last}, {int(rows['days'].max())} days, last NAV {parts}", file=out)
+    from tracking_pipeline.reporting.performance import index_location
+    print(f"performance report: {index_location(load_settings().reports)} (interactive: make dashboard)", file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
