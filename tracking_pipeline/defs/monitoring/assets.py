@@ -6,6 +6,7 @@ import datetime as dt
 
 import dagster as dg
 from dagster import AssetExecutionContext
+from dagster_aws.s3 import S3Resource
 import pandas as pd
 
 from tracking_pipeline.defs.automation.alerts import record_alert
@@ -69,7 +70,7 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                     f"when {SMTP_URL_ENV} and {REPORT_TO_ENV} are set.",
     )
     def daily_report(context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource,
-                     tracking: TrackingSettings) -> dg.MaterializeResult:
+                     tracking: TrackingSettings, s3: S3Resource) -> dg.MaterializeResult:
         try:
             _, config = load_trade_analytics_config(lake.open())
             smtp = smtp_settings()
@@ -90,7 +91,8 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                                        f"({config.status_period}, {alert['total_trades']} trades): {alert['reasons']}"},
                              warehouse, context.log)
         html = render_daily_report(data)
-        location = write_report(tracking.reports, f"daily/{data['day']}.html", html)
+        client = s3.get_client() if tracking.reports.startswith("s3://") else None
+        location = write_report(tracking.reports, f"daily/{data['day']}.html", html, client)
         sent = "not configured"
         if smtp is not None:
             subject = f"tracking_pipeline daily report {data['day']}: {data['status'] or 'n/a'}"

@@ -67,13 +67,15 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                  kinds=ctx.kinds)
 
     @dg.asset(
-        **daily, metadata=table_spec_metadata("routing_decisions"),
+        **daily, metadata=table_spec_metadata("routing_decisions"), deps=["price_data"],
         check_specs=[dg.AssetCheckSpec("routing_files_valid", asset="routing_decisions")],
         description="Routing decisions (seed 001) from the lake's routing/* files, partitioned by the session of "
-                    "their timestamp: symbol, selected strategy, classification, confidence, reason.",
+                    "their timestamp: symbol (one the lake has prices for), selected strategy, classification, "
+                    "confidence, reason. After price_data: a day whose prices failed has no decisions either.",
     )
     def routing_decisions(context: AssetExecutionContext, lake: LakeResource,
                           warehouse: WarehouseResource) -> dg.MaterializeResult:
+        require_history(context)
         start, end = partition_window(context)
         source = lake.open()
         with warehouse.session() as wh:
