@@ -37,8 +37,6 @@ mutation($params: LaunchBackfillParams!) {
     ... on PythonError { message }
   }
 }"""
-DAILY_ASSETS = ["price_data", "market_features", "overlay_signals", "portfolio_daily_nav", "position_market_betas",
-                "portfolio_snapshots", "asset_performance_metrics"]
 
 
 def _free_port() -> int:
@@ -105,6 +103,16 @@ def _up(url: str) -> bool:
         return False
 
 
+def _failures(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> list[str]:
+    """Status and step errors of runs, for assertion messages."""
+    out = []
+    for run in runs:
+        errors = [(e.dagster_event.step_failure_data.error.cause or e.dagster_event.step_failure_data.error).message[:1500]
+                  for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
+        out.append(f"{run.run_id[:8]} {run.job_name} {run.status.value}: {errors}")
+    return out
+
+
 def _graphql(url: str, query: str, variables: dict) -> dict:
     response = requests.post(f"{url}/graphql", json={"query": query, "variables": variables}, timeout=120)
     response.raise_for_status()
@@ -113,10 +121,22 @@ def _graphql(url: str, query: str, variables: dict) -> dict:
     return body["data"]
 
 
-def test_queue_order_downstream_refresh_and_asset_backfill_through_the_daemon(served, tmp_path):
+def _daily_assets(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every daily asset of the served definitions (what "select all" on the lineage page takes)."""
+    from tracking_pipeline.defs.automation.daily_runs import daily_asset_keys
+    from tracking_pipeline.definitions import build_definitions
+
+    for name, value in env.items():
+        if name.startswith("TRACKING_"):
+            monkeypatch.setenv(name, value)
+    return [key.to_user_string() for key in daily_asset_keys(build_definitions().get_repository_def())]
+
+
+def test_queue_order_downstream_refresh_and_asset_backfill_through_the_daemon(served, tmp_path, monkeypatch):
     from dagster_graphql import DagsterGraphQLClient
 
     url, env = served["url"], served["env"]
+    daily_assets = _daily_assets(env, monkeypatch)
     client = DagsterGraphQLClient("127.0.0.1", port_number=int(url.rsplit(":", 1)[1]))
     submitted = {}
     for day in ("2018-02-02", "2018-02-01"):  # the later day first, as catching-up ticks may arrive
@@ -138,7 +158,7 @@ def test_queue_order_downstream_refresh_and_asset_backfill_through_the_daemon(se
 
         records = dict(zip(submitted, _wait("the two daily runs", lambda: finished(list(submitted.values())))))
         assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records.values()), \
-            {d: r.dagster_run.status for d, r in records.items()}
+            _failures(instance, [r.dagster_run for r in records.values()])
         # one at a time (tracking/chain limit), earliest day first (priority): 02-01 ended before 02-02 began
         assert records["2018-02-01"].end_time <= records["2018-02-02"].start_time
 
@@ -151,14 +171,14 @@ def test_queue_order_downstream_refresh_and_asset_backfill_through_the_daemon(se
 
         data = _graphql(url, BACKFILL, {"params": {
             "partitionNames": ["2018-02-05", "2018-02-06", "2018-02-07"],
-            "assetSelection": [{"path": [name]} for name in DAILY_ASSETS], "fromFailure": False}})
+            "assetSelection": [{"path": [name]} for name in daily_assets], "fromFailure": False}})
         assert data["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", data
         backfill_id = data["launchPartitionBackfill"]["backfillId"]
         _wait("the asset backfill", lambda: instance.get_backfill(backfill_id).status.value in (
             "COMPLETED", "COMPLETED_SUCCESS", "FAILED", "COMPLETED_FAILED"))
         backfill_runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         assert backfill_runs and {r.job_name for r in backfill_runs} == {"__ASSET_JOB"}
-        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in backfill_runs)
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in backfill_runs), _failures(instance, backfill_runs)
         refreshed = _wait("the refresh after the asset backfill", lambda: [
             r for r in downstream_runs() if r.status == dg.DagsterRunStatus.SUCCESS and r.run_id not in
             {x.run_id for x in first_refresh}])

@@ -1,12 +1,15 @@
 """The history a daily step needs, declared to Dagster and checked before anything is computed.
 
-Every trading-day asset declares its time dependencies as `AssetDep`s with a `TimeWindowPartitionMapping`: a
-look-back on a windowed input (betas read the last 90 sessions of prices) and, for a path-dependent asset (NAV,
-overlay decisions, recursive indicators), a dependency on its own previous partition. Dagster draws them in the
-asset graph and the backfill daemon orders partitions by them; `require_history` makes them binding for every
+Every trading-day asset declares its time dependencies on its `AssetDep`s. A path-dependent asset (NAV, overlay
+decisions, recursive indicators) depends on its own previous partition (`TimeWindowPartitionMapping(-1, -1)`):
+Dagster draws it in the asset graph and the backfill daemon runs such partitions in order. A windowed input (betas
+read the last 90 sessions of prices) carries its look-back as dependency metadata (`lookback_sessions`) on a
+same-day mapping: a look-back *mapping* would make Dagster expand an asset backfill of a few days from the UI to
+every downstream day whose window sees them (measured: a 3-day backfill became five years of
+asset_performance_metrics partitions, most without prices yet). `require_history` makes both binding for every
 entry point (UI materialize, UI or CLI backfill, schedule, sensor): a step whose required partitions are not all
-materialized fails before it computes, naming the missing days and how to fill them. A partition materialized
-by this rule was therefore computed on a complete history, and so were the ones it depends on.
+materialized fails before it computes, naming the missing days and how to fill them. A partition materialized by
+this rule was therefore computed on a complete history, and so were the ones it depends on.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+LOOKBACK_KEY = "lookback_sessions"
 BACKFILL_HINT = ("Fill them first: `python -m tracking_pipeline backfill --start {first} --end {end}`, or in the UI "
                  "launch daily_assets_job (Jobs -> daily_assets_job -> Backfill) from {first}; the nightly schedule "
                  "fills missing days from the first one at its next tick.")
 
 
 def lookback(asset: str | dg.AssetKey | dg.AssetsDefinition, sessions: int) -> dg.AssetDep:
-    """A dependency on `asset`'s partitions from `sessions` trading days before the range to its end."""
-    return dg.AssetDep(asset, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-sessions))
+    """A dependency on `asset`'s partitions from `sessions` trading days before the range to its end (checked by
+    `require_history`; Dagster maps the same days, see the module docstring)."""
+    return dg.AssetDep(asset, metadata={LOOKBACK_KEY: sessions})
 
 
 def previous_day(asset: str | dg.AssetKey) -> dg.AssetDep:
@@ -61,7 +66,9 @@ def missing_history(context: AssetExecutionContext) -> dict[dg.AssetKey, list[st
         upstream = dep.asset_key
         if not graph.has(upstream) or graph.get(upstream).partitions_def != partitions:
             continue
-        mapping = dep.partition_mapping or dg.IdentityPartitionMapping()
+        sessions = (dep.metadata or {}).get(LOOKBACK_KEY)
+        mapping = dg.TimeWindowPartitionMapping(start_offset=-int(sessions)) if sessions else \
+            dep.partition_mapping or dg.IdentityPartitionMapping()
         required = mapping.get_upstream_mapped_partitions_result_for_partitions(
             subset, partitions, partitions).partitions_subset.get_partition_keys()
         if upstream == key:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+from dagster._core.execution.backfill import BulkActionStatus
 
 DAILY_JOB = "daily_assets_job"
 DOWNSTREAM_JOB = "downstream_job"
@@ -62,13 +63,15 @@ def range_requests(partition_keys: list[str], first: str, last: str, run_key: st
     return out
 
 
-def runs_in_flight(instance: dg.DagsterInstance, keys: list[dg.AssetKey] | None = None) -> list[dg.DagsterRun]:
-    """Queued or running runs that write daily assets (daily_assets_job, or any run selecting one of `keys`,
-    e.g. an asset backfill launched from the UI) or the downstream assets."""
+def runs_in_flight(instance: dg.DagsterInstance, keys: list[dg.AssetKey] | None = None) -> list[str]:
+    """Ids of what still writes daily or downstream assets: queued or running runs of daily_assets_job and
+    downstream_job or selecting one of `keys` (e.g. a UI materialization), and backfills still in progress (an
+    asset backfill launches its runs one after another)."""
     wanted = set(keys or [])
     out = []
     for record in instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT)):
         run = record.dagster_run
         if run.job_name in (DAILY_JOB, DOWNSTREAM_JOB) or (run.asset_selection and wanted & set(run.asset_selection)):
-            out.append(run)
+            out.append(run.run_id)
+    out.extend(f"backfill {b.backfill_id}" for b in instance.get_backfills(status=BulkActionStatus.REQUESTED))
     return out

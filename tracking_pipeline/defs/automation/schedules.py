@@ -58,7 +58,7 @@ def nightly_daily_assets(context: dg.ScheduleEvaluationContext) -> list[dg.RunRe
     busy = runs_in_flight(context.instance, assets)
     if busy:
         return dg.SkipReason(f"{len(busy)} run(s) writing the daily assets are still queued or running "
-                             f"({', '.join(r.run_id[:8] for r in busy[:3])}): the next tick fills what they leave")
+                             f"({', '.join(busy[:3])}): the next tick fills what they leave")
     first = first_missing_day(context.instance, assets, keys)
     if first is None:
         return dg.SkipReason(f"every daily asset is materialized up to {keys[-1]}: nothing to run")

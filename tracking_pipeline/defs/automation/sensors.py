@@ -205,7 +205,7 @@ def downstream_after_daily_sensor(context: dg.SensorEvaluationContext) -> dg.Sen
     busy = runs_in_flight(context.instance, keys)
     if busy:
         return dg.SkipReason(f"new daily materializations; waiting for {len(busy)} queued or running run(s) "
-                             f"({', '.join(r.run_id[:8] for r in busy[:3])}) to finish the batch")
+                             f"({', '.join(busy[:3])}) to finish the batch")
     context.log.info(f"daily assets materialized up to event {latest}: requesting {downstream_job.name}")
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=f"downstream-{latest}",
