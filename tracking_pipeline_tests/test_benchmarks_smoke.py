@@ -20,7 +20,12 @@ EXPECTED = {
     "bench_metrics.py": ["metrics rows", "metrics ours", "metrics libraries", "metrics speedup", "metrics values"],
     "bench_scale.py": ["scale 1x", "scale 2x", "scale 4x", "scale 1x goal", "scale growth"],
     "bench_demo.py": ["demo install", "demo main job"],
+    "bench_dashboard.py": ["dashboard report body", "dashboard page max", "dashboard report asset",
+                           "dashboard app first render", "dashboard app warm"],
     "bench_trades.py": ["trades rows", "trades backfill", "trades nightly"],
+    "bench_pipeline_scale.py": ["pipeline quick embedded backfill real", "pipeline quick embedded backfill noop",
+                                "pipeline quick embedded backfill ratio", "pipeline quick embedded nightly ratio",
+                                "pipeline peak RSS"],
 }
 
 

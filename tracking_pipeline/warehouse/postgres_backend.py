@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import pandas as pd
 import psycopg2
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import psycopg2.extras
 
 from tracking_pipeline.warehouse.base import Warehouse
@@ -20,6 +22,12 @@ from tracking_pipeline.warehouse.schema import BIGINT, BOOL, DATE, FLOAT, INT, T
 
 POSTGRES_TYPES = {"date": "DATE", "text": "TEXT", "float": "DOUBLE PRECISION", "int": "INTEGER",
                   "bigint": "BIGINT", "bool": "BOOLEAN", "json": "JSONB", "timestamp": "TIMESTAMP"}
+
+COPY_ROWS = 100_000
+ARROW_TYPES = {16: pa.bool_(), 20: pa.int64(), 21: pa.int32(), 23: pa.int32(), 700: pa.float64(),
+               701: pa.float64(), 1082: pa.date32(), 1114: pa.timestamp("us"), 25: pa.string(), 1043: pa.string(),
+               3802: pa.string(), 1700: pa.float64()}
+"""Arrow type per PostgreSQL type OID of a query's columns (anything else is read as text)."""
 
 
 def _dsn(url: str) -> str:
@@ -52,10 +60,26 @@ class PostgresWarehouse(Warehouse):
             conn.close()
 
     def _insert(self, conn: Any, table: Table, frame: pd.DataFrame) -> None:
-        buffer = io.StringIO(_copy_csv(table, frame))
+        """COPY in slices of COPY_ROWS rows: the CSV text (a Python string per cell) stays bounded."""
         cols = ", ".join(table.column_names)
         with conn.cursor() as cur:
-            cur.copy_expert(f"COPY {table.name} ({cols}) FROM STDIN WITH (FORMAT csv)", buffer)
+            for first in range(0, len(frame), COPY_ROWS):
+                buffer = io.StringIO(_copy_csv(table, frame.iloc[first:first + COPY_ROWS]))
+                cur.copy_expert(f"COPY {table.name} ({cols}) FROM STDIN WITH (FORMAT csv)", buffer)
+
+    def _fetch_arrow(self, conn: Any, sql: str, params: Sequence[Any]) -> pa.Table:
+        """COPY (query) TO STDOUT as CSV parsed by Arrow with the query's column types: no Python object per
+        cell (a large price history read as rows of tuples takes several times its size)."""
+        with conn.cursor() as cur:
+            query = cur.mogrify(_placeholders(sql), list(params)).decode()
+            cur.execute(f"SELECT * FROM ({query}) AS q LIMIT 0")
+            types = {d.name: ARROW_TYPES.get(d.type_code, pa.string()) for d in cur.description}
+            buffer = io.BytesIO()
+            cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
+        conn.rollback()
+        buffer.seek(0)
+        options = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False)
+        return pacsv.read_csv(buffer, convert_options=options)
 
     def _fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> pd.DataFrame:
         with conn.cursor() as cur:
