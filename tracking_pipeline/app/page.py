@@ -338,9 +338,9 @@ def _monthly(ctx: Context, p: pd.Series) -> None:
     rows = stored(ctx.url, ctx.version, ctx.filters.portfolio_ids)
     mine = rows[(rows["portfolio_id"] == p.name) & (rows["period_start"].dt.year <= f.end.year)
                 & (rows["period_end"].dt.year >= f.start.year)]
-    for s in ctx.series_of(p):
+    tables = tracker.monthly_tables(mine, ctx.series_of(p))
+    for s, table in tables.items():
         st.html(fragment("pt_h3", tracker.series_label(s, p["benchmark"])))
-        table = tracker.monthly_table(mine, s)
         st.html(fragment("pt_table", table_view(table, "pct", heat=True, index_label="Year")))
 
 

@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import polars as pl
 from markupsafe import Markup
@@ -178,9 +179,9 @@ def annual_view(rows: pd.DataFrame, series: list[str], benchmark: str) -> dict:
 
 
 def monthly_views(rows: pd.DataFrame, series: list[str], benchmark: str) -> list[dict]:
+    tables = tracker.monthly_tables(rows, series)
     return [{"label": tracker.series_label(s, benchmark),
-             "table": table_view(tracker.monthly_table(rows, s), "pct", heat=True, index_label="Year")}
-            for s in series]
+             "table": table_view(tables[s], "pct", heat=True, index_label="Year")} for s in series]
 
 
 def crisis_view(crisis: pd.DataFrame, series: list[str], benchmark: str) -> dict | None:
@@ -390,8 +391,8 @@ def index_context(inp: ReportInputs, files: dict[int, str], generated: str, url:
         series = list(p.variants) + [BENCHMARK]
         mine = stored[stored["portfolio_id"] == p.portfolio_id].set_index("variant").reindex(series)
         values = mine[list(INDEX_METRICS)].astype(float)
-        best = pd.concat([tracker.best_mask(values[[c]].T, higher=c not in tracker.LOWER_IS_BETTER).T
-                          for c in values.columns], axis=1)
+        lower = values.columns.isin(tracker.LOWER_IS_BETTER)
+        best = values.eq(np.where(lower, values.min(), values.max())) & values.notna()
         for i, s in enumerate(series):
             rows.append({"portfolio": p.name, "file": files[p.portfolio_id], "first": i == 0,
                          "series": tracker.series_label(s, p.benchmark), "is_benchmark": s == BENCHMARK,

@@ -185,8 +185,7 @@ def stored_metrics(wh: Warehouse, portfolio_ids: Iterable[int],
         where, params = f"{where} AND {types}", params + type_params
     rows = wh.read_table("portfolio_metrics", where, params,
                          order_by="portfolio_id, variant, period_type, period_start")
-    rows["portfolio_id"] = rows["portfolio_id"].astype("int64")
-    return rows
+    return rows.astype({"portfolio_id": "int64", "variant": object, "period_type": object})
 
 
 def range_metrics(wh: Warehouse, portfolio_id: int, series: Sequence[str], start: dt.date, end: dt.date,
@@ -363,28 +362,39 @@ def annual_table(rows: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
     """Years (newest first) x series: each year's stored total return, plus `note`: 'YTD' for a year whose last
     return is not on its last trading day and 'from <day>' for one whose returns begin after its first week."""
     table = period_table(rows, "year", series)
-    years = rows[rows["period_type"] == "year"].groupby("period_start").agg(
-        first=("period_start", "min"), last=("period_end", "max")).sort_index(ascending=False)
-    first, last = pd.to_datetime(years["first"]), pd.to_datetime(years["last"])
+    years = rows[rows["period_type"] == "year"].drop_duplicates("period_start").sort_values(
+        "period_start", ascending=False)
+    first, last = pd.to_datetime(years["period_start"]), pd.to_datetime(years["period_end"])
     note = np.where(last.dt.strftime("%m-%d") < "12-24", "YTD",
                     np.where(first.dt.strftime("%m-%d") > "01-09", "from " + first.dt.strftime("%Y-%m-%d"), ""))
     return table.assign(note=note)
 
 
+def monthly_tables(rows: pd.DataFrame, series: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Each series' stored month returns as years (oldest first) x Jan..Dec, with its stored year return in `Year`
+    (one pivot for all series)."""
+    months = rows[rows["period_type"] == "month"]
+    start = pd.to_datetime(months["period_start"])
+    grid = pd.DataFrame({"variant": months["variant"].to_numpy(object), "year": start.dt.year.to_numpy(),
+                         "month": start.dt.month.to_numpy(), "r": months["total_return"].to_numpy(float)}).pivot(
+        index=["variant", "year"], columns="month", values="r").reindex(columns=range(1, 13))
+    grid.columns = MONTHS
+    years = rows[rows["period_type"] == "year"]
+    grid["Year"] = pd.Series(years["total_return"].to_numpy(float), index=pd.MultiIndex.from_arrays(
+        [years["variant"].to_numpy(object), pd.to_datetime(years["period_start"]).dt.year.to_numpy()])
+    ).reindex(grid.index).to_numpy()
+    out = {}
+    for s in series:
+        table = grid.xs(s, level="variant") if s in grid.index.get_level_values("variant") else grid.iloc[0:0].droplevel(0)
+        table.index.name = "year"
+        out[s] = table
+    return out
+
+
 def monthly_table(rows: pd.DataFrame, series: str) -> pd.DataFrame:
     """One series' stored month returns as years (oldest first) x Jan..Dec, with its stored year return in
     `Year`."""
-    months = rows[(rows["period_type"] == "month") & (rows["variant"] == series)]
-    start = pd.to_datetime(months["period_start"])
-    grid = pd.DataFrame({"year": start.dt.year.to_numpy(), "month": start.dt.month.to_numpy(),
-                         "r": months["total_return"].to_numpy()}).pivot(index="year", columns="month", values="r")
-    grid = grid.reindex(columns=range(1, 13))
-    grid.columns = MONTHS
-    years = rows[(rows["period_type"] == "year") & (rows["variant"] == series)]
-    grid["Year"] = pd.Series(years["total_return"].to_numpy(),
-                             index=pd.to_datetime(years["period_start"]).dt.year.to_numpy()).reindex(grid.index)
-    grid.index.name = "year"
-    return grid
+    return monthly_tables(rows, [series])[series]
 
 
 def aggregate_table(metrics: pd.DataFrame, series: Sequence[str],
