@@ -64,6 +64,8 @@ def test_monthly_table_is_years_by_months_with_the_stored_year():
     cells = {c["text"]: c["style"] for row in view["rows"] for c in row["cells"]}
     assert cells["1.25%"].startswith("background: rgba(16, 185, 129") and "239, 68, 68" in cells["-8.71%"]
     assert cells["–"] == ""
+    partial = table_view(table, "pct", best=pd.DataFrame({"Jan": [True, False]}, index=table.index))
+    assert [[c["css"] for c in row["cells"]][:2] for row in partial["rows"]] == [["best", ""], ["", ""]]
 
 
 def test_comparison_table_and_best_per_period():

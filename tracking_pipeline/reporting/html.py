@@ -104,7 +104,7 @@ def table_view(frame: pd.DataFrame, kinds: str | Mapping[str, str] = "pct", best
     marks = np.zeros(frame.shape, dtype=bool)
     if best is not None:
         aligned = best if best.index.equals(frame.index) else best.reindex(index=frame.index)
-        marks = aligned.reindex(columns=columns).to_numpy(dtype=bool, na_value=False)
+        marks = aligned.reindex(columns=columns).eq(True).to_numpy()  # a column or row `best` lacks: not marked
     rows = []
     for i, (label, values) in enumerate(zip(frame.index, frame.to_numpy(object))):
         cells = []
