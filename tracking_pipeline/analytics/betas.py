@@ -29,6 +29,8 @@ __all__ = [
     "cap_beta",
     "rolling_market_betas",
     "two_sided_t_p_value",
+    "SIGNIFICANCE_LEVEL",
+    "beta_is_significant",
 ]
 
 BETA_CAP = 5.0
@@ -215,3 +217,14 @@ def rolling_market_betas(
             **columns,
         }
     )
+
+
+SIGNIFICANCE_LEVEL = 0.10
+"""A beta is significant when its two-sided p-value is below this (90% confidence, seed 003)."""
+
+
+def beta_is_significant(p_value: pd.Series, level: float = SIGNIFICANCE_LEVEL) -> pd.Series:
+    """``p_value < level`` per row (seed 003's ``is_significant``); None where the p-value is missing."""
+    p = p_value.to_numpy(dtype=float)
+    out = np.where(np.isnan(p), None, p < level).astype(object)
+    return pd.Series(out, index=p_value.index, name="is_significant", dtype=object)

@@ -34,6 +34,12 @@ __all__ = [
     "allocation_drift_frame",
     "drift_exceeds",
     "DEFAULT_DRIFT_THRESHOLD",
+    "sector_position_counts",
+    "largest_sector_gaps",
+    "unclassified_tickers",
+    "top_positions",
+    "bounds_breaches",
+    "BOUNDS_TOLERANCE",
 ]
 
 UNCLASSIFIED = "Unclassified"
@@ -102,6 +108,8 @@ BUILTIN_SP500_SECTOR_WEIGHTS: dict[str, float] = {
 }
 
 DEFAULT_DRIFT_THRESHOLD = 0.05
+BOUNDS_TOLERANCE = 1e-9
+"""A weight beyond its bound by at most this much is inside (rebalance weights equal their targets to rounding)."""
 
 
 def to_gics_sector(name: Any) -> str:
@@ -280,3 +288,93 @@ def allocation_drift_frame(current_wide: pd.DataFrame, target_wide: pd.DataFrame
 def drift_exceeds(max_abs_drift: float, threshold: float = DEFAULT_DRIFT_THRESHOLD) -> bool:
     """Rebalance flag: True when the largest absolute drift is strictly above ``threshold``."""
     return bool(max_abs_drift > threshold)
+
+
+def _held(weights_wide: pd.DataFrame) -> np.ndarray:
+    """Cells holding a position (weight > 0)."""
+    return weights_wide.fillna(0.0).to_numpy(dtype=float) > 0.0
+
+
+def sector_position_counts(weights_wide: pd.DataFrame, sectors: Mapping[str, str] | pd.Series) -> list[dict[str, int]]:
+    """Per row of a (dates x tickers) weight frame, the number of positions held (weight > 0) in each sector
+    (seed 003's ``positions_by_sector``), sectors with none left out; unknown tickers count as 'Unclassified'."""
+    counts = sector_weights_frame(pd.DataFrame(_held(weights_wide).astype(float), index=weights_wide.index,
+                                               columns=weights_wide.columns), sectors)
+    values = counts.to_numpy().round().astype(int)
+    names = list(counts.columns)
+    return [{names[j]: int(values[i, j]) for j in np.flatnonzero(values[i])} for i in range(len(values))]
+
+
+def largest_sector_gaps(
+    weights_wide: pd.DataFrame,
+    sectors: Mapping[str, str] | pd.Series,
+    benchmark: Mapping[str, float] | pd.Series | None = None,
+) -> pd.DataFrame:
+    """Per row, the sector most over- and most underweight against the benchmark (``diff`` of
+    ``sector_exposure``) and the gap: columns ``largest_overweight_sector``, ``largest_overweight`` (> 0),
+    ``largest_underweight_sector``, ``largest_underweight`` (< 0).
+
+    'Unclassified' is left out (it has no benchmark weight, so its gap says nothing about a sector bet); a row
+    with no sector above (below) its benchmark weight has None / NaN there. Ties go to the alphabetically first
+    sector. One matrix product for all rows."""
+    port = sector_weights_frame(weights_wide, sectors)
+    bench = _benchmark_by_sector(benchmark)
+    names = sorted((set(port.columns) | set(bench)) - {UNCLASSIFIED})
+    index = weights_wide.index
+    if not names:
+        none = pd.Series(None, index=index, dtype=object)
+        return pd.DataFrame({"largest_overweight_sector": none, "largest_overweight": np.nan,
+                             "largest_underweight_sector": none, "largest_underweight": np.nan}, index=index)
+    diff = (port.reindex(columns=names, fill_value=0.0).to_numpy(dtype=float)
+            - np.array([bench.get(name, 0.0) for name in names])[None, :])
+    labels = np.asarray(names, dtype=object)
+    over, under = diff.argmax(axis=1), diff.argmin(axis=1)  # the first of equal values: alphabetical
+    rows = np.arange(len(diff))
+    top, bottom = diff[rows, over], diff[rows, under]
+    return pd.DataFrame({
+        "largest_overweight_sector": pd.Series(np.where(top > 0, labels[over], None), index=index, dtype=object),
+        "largest_overweight": np.where(top > 0, top, np.nan),
+        "largest_underweight_sector": pd.Series(np.where(bottom < 0, labels[under], None), index=index, dtype=object),
+        "largest_underweight": np.where(bottom < 0, bottom, np.nan),
+    }, index=index)
+
+
+def unclassified_tickers(weights_wide: pd.DataFrame, sectors: Mapping[str, str] | pd.Series) -> list[list[str]]:
+    """Per row, the tickers held (weight > 0) that have no sector (they count as 'Unclassified'), sorted."""
+    sec_map = dict(sectors.items()) if isinstance(sectors, pd.Series) else dict(sectors)
+    unknown = np.array([to_gics_sector(sec_map.get(t)) == UNCLASSIFIED for t in weights_wide.columns], dtype=bool)
+    tickers = np.asarray([str(t) for t in weights_wide.columns], dtype=object)
+    held = _held(weights_wide) & unknown[None, :]
+    order = np.argsort(tickers, kind="stable")
+    return [tickers[order][held[i, order]].tolist() for i in range(len(held))]
+
+
+def top_positions(weights_wide: pd.DataFrame, k: int) -> list[list[dict[str, float]]]:
+    """Per row, the ``k`` largest positions as ``[{"ticker", "weight"}, ...]`` by weight descending (ties by
+    ticker), only positions held; their weights sum to ``top_k_concentration``."""
+    tickers = np.asarray([str(t) for t in weights_wide.columns], dtype=object)
+    alphabetical = np.argsort(tickers, kind="stable")
+    w = weights_wide.fillna(0.0).to_numpy(dtype=float)[:, alphabetical]
+    names = tickers[alphabetical]
+    order = np.argsort(-w, axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis(w, order, axis=1)
+    return [[{"ticker": names[j], "weight": float(x)} for j, x in zip(order[i], top[i]) if x > 0]
+            for i in range(len(w))]
+
+
+def bounds_breaches(
+    weights_wide: pd.DataFrame,
+    bounds: Mapping[str, tuple[float, float]],
+    tolerance: float = BOUNDS_TOLERANCE,
+) -> list[list[dict[str, float | str]]]:
+    """Per row, each bounded ticker whose weight (0 when not held) lies outside its ``[min, max]`` by more than
+    ``tolerance``: ``[{"ticker", "weight", "min", "max"}, ...]`` sorted by ticker (an empty list when none)."""
+    names = sorted(bounds)
+    if not names:
+        return [[] for _ in range(len(weights_wide))]
+    w = weights_wide.reindex(columns=names).fillna(0.0).to_numpy(dtype=float)
+    lo = np.array([bounds[t][0] for t in names], dtype=float)
+    hi = np.array([bounds[t][1] for t in names], dtype=float)
+    outside = (w < lo - tolerance) | (w > hi + tolerance)
+    return [[{"ticker": names[j], "weight": float(w[i, j]), "min": float(lo[j]), "max": float(hi[j])}
+             for j in np.flatnonzero(outside[i])] for i in range(len(w))]

@@ -17,11 +17,18 @@ __all__ = [
     "realized_vol_sqrt_sum",
     "har_rv_design",
     "har_rv_forecast",
+    "har_rv_forecast_frame",
     "volatility_trend",
     "volatility_percentile",
+    "RISK_LEVEL_BANDS",
+    "risk_level",
 ]
 
 TRADING_DAYS = 252
+
+RISK_LEVEL_BANDS: tuple[tuple[float, str], ...] = (
+    (0.15, "Very Low"), (0.25, "Low"), (0.35, "Moderate"), (0.50, "High"), (float("inf"), "Very High"))
+"""Seed 003's bands on annualised volatility: a level applies below its upper bound (Very Low < 15%, ...)."""
 
 PandasT = TypeVar("PandasT", pd.Series, pd.DataFrame)
 
@@ -58,9 +65,21 @@ def har_rv_forecast(
     min_obs: int = 126,
     cap: float = 3.0,
 ) -> pd.Series:
+    """Annualised HAR-RV volatility forecast per date: the ``expected_volatility`` column of
+    :func:`har_rv_forecast_frame`."""
+    return har_rv_forecast_frame(returns, horizon, window, min_obs, cap)["expected_volatility"]
+
+
+def har_rv_forecast_frame(
+    returns: pd.Series,
+    horizon: int = 21,
+    window: int = 504,
+    min_obs: int = 126,
+    cap: float = 3.0,
+) -> pd.DataFrame:
     """Annualised HAR-RV volatility forecast for the next ``horizon`` days, per date (no look-ahead).
 
-    Exact reading of the contract, for row position ``t`` of the series:
+    Exact reading of the contract (CONTRACT §4 as amended), for row position ``t`` of the series:
 
     - observation ``s`` has target ``mean(rv_{s+1..s+horizon})`` and regressors
       ``(1, rv_s, mean(rv_{s-4..s}), mean(rv_{s-21..s}))``; it is *complete at t* when
@@ -68,12 +87,22 @@ def har_rv_forecast(
     - the training set is the last ``window`` (504) complete observations at ``t``, counted in
       complete observations (a gap in the data reaches further back rather than shrinking the set);
       with fewer than ``min_obs`` (126), or with a regressor missing at ``t``, the result is NaN;
-    - OLS on that set, prediction from the regressors at ``t``, and the reported value is
-      ``min(sqrt(252 * max(prediction, 0)), cap)``.
+    - OLS on that set and prediction from the regressors at ``t``. The *insanity filter* of
+      Bollerslev, Patton and Quaedvlieg (2016, J. Econometrics 192, "Exploiting the errors"):
+      a prediction that is not positive or exceeds the largest target of the training set is
+      replaced by the mean of the training set's targets (a linear HAR can turn negative right
+      after a volatility spike, when the daily term's coefficient is negative);
+    - the reported value is ``min(sqrt(252 * prediction), cap)``; it is never 0 (NaN when every
+      target of the training set is 0: a series without any variance has nothing to forecast).
+
+    Returns ``expected_volatility``, ``prediction`` (the raw OLS prediction of the mean daily
+    squared return) and ``filtered`` (True where the filter replaced it; None where NaN), indexed
+    like ``returns``.
 
     Implementation: moments of the complete observations are accumulated with cumulative sums
-    (centred and scaled for conditioning), window moments are differences, and the per-date
-    3x3 centred normal equations are solved in one batched ``np.linalg.solve``.
+    (centred and scaled for conditioning), window moments are differences, the per-date 3x3
+    centred normal equations are solved in one batched ``np.linalg.solve``, and the training
+    sets' largest targets are one rolling maximum over the complete observations.
     """
     if not isinstance(returns, pd.Series):
         raise TypeError("har_rv_forecast expects a pandas Series of daily returns")
@@ -82,13 +111,19 @@ def har_rv_forecast(
     target = design["target"].to_numpy(dtype=float)
     t_len = len(design)
     out = np.full(t_len, np.nan)
+    raw = np.full(t_len, np.nan)
+    flag = np.full(t_len, None, dtype=object)
+
+    def result() -> pd.DataFrame:
+        return pd.DataFrame({"expected_volatility": out, "prediction": raw, "filtered": flag}, index=returns.index)
+
     if t_len == 0:
-        return pd.Series(out, index=returns.index, name="expected_volatility")
+        return result()
 
     complete = np.isfinite(feats).all(axis=1) & np.isfinite(target)
     idx = np.flatnonzero(complete)
     if len(idx) < min_obs:
-        return pd.Series(out, index=returns.index, name="expected_volatility")
+        return result()
 
     # centre and scale with references taken from the complete rows (improves conditioning;
     # OLS with a constant is invariant to this affine change of units)
@@ -117,7 +152,7 @@ def har_rv_forecast(
     usable = (n >= min_obs) & np.isfinite(feats).all(axis=1)
     rows = np.flatnonzero(usable)
     if len(rows) == 0:
-        return pd.Series(out, index=returns.index, name="expected_volatility")
+        return result()
 
     h, l_, nn = hi[rows], lo[rows], n[rows]
     sx = cx[h] - cx[l_]
@@ -133,9 +168,16 @@ def har_rv_forecast(
     except np.linalg.LinAlgError:
         coef = np.stack([np.linalg.lstsq(ai, bi, rcond=None)[0] for ai, bi in zip(a, b)])
     pred = (my + ((x_now[rows] - mx) * coef).sum(axis=1)) * scale + ref_y
-    vol = np.sqrt(TRADING_DAYS * np.maximum(pred, 0.0))
-    out[rows] = np.minimum(vol, cap)
-    return pd.Series(out, index=returns.index, name="expected_volatility")
+    sample_mean = my * scale + ref_y
+    # the largest target of each training set: a rolling maximum over the complete observations
+    sample_max = pd.Series(target[idx]).rolling(window, min_periods=1).max().to_numpy()[h - 1]
+    insane = ~(pred > 0.0) | (pred > sample_max)
+    value = np.where(insane, sample_mean, pred)
+    defined = value > 0.0
+    raw[rows] = pred
+    out[rows] = np.where(defined, np.minimum(np.sqrt(TRADING_DAYS * np.where(defined, value, 0.0)), cap), np.nan)
+    flag[rows] = np.where(defined, insane, None)
+    return result()
 
 
 def _trend_scalar(rv21: float, rv63: float) -> str | None:
@@ -175,3 +217,13 @@ def volatility_percentile(rv21: pd.Series, lookback: int = 252) -> pd.Series:
     """
     ranked = rv21.astype(float).rolling(window=lookback, min_periods=1).rank(method="max", pct=True)
     return ranked.where(rv21.notna())
+
+
+def risk_level(volatility: pd.Series) -> pd.Series:
+    """The risk level of each annualised volatility (:data:`RISK_LEVEL_BANDS`: 'Very Low' under 15%, 'Low' under
+    25%, 'Moderate' under 35%, 'High' under 50%, else 'Very High'); None where the volatility is missing."""
+    v = volatility.to_numpy(dtype=float)
+    bounds = np.array([upper for upper, _ in RISK_LEVEL_BANDS])
+    labels = np.array([label for _, label in RISK_LEVEL_BANDS] + [None], dtype=object)
+    position = np.where(np.isfinite(v), np.searchsorted(bounds, v, side="right"), len(bounds))
+    return pd.Series(labels[position], index=volatility.index, name="risk_level", dtype=object)

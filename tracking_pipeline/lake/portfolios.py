@@ -51,6 +51,8 @@ class PortfolioSpec:
     config: dict[str, Any] = field(default_factory=dict)
     path: str = ""
     """The file's path relative to the lake root (stable when the lake is copied or moved)."""
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Allocation bounds `{ticker: (min, max)}` (seed 002); every target weight lies within them."""
 
     @property
     def portfolio_id(self) -> int:
@@ -83,6 +85,34 @@ def _number(value: Any, where: str, field_name: str) -> float:
     if number != number or number in (float("inf"), float("-inf")):
         raise LakeInputError(where, f"must be finite, got {value!r}", field=field_name)
     return number
+
+
+def parse_bounds(raw: Any, where: str) -> dict[str, tuple[float, float]]:
+    """`bounds: {TICKER: [min, max]}` of a portfolio file: weights with 0 <= min <= max <= 1."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise LakeInputError(where, f"must map ticker to [min, max], got {raw!r}", field="bounds")
+    bounds = {}
+    for ticker, pair in raw.items():
+        label = f"bounds.{ticker}"
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise LakeInputError(where, f"must be [min, max] (two weights), got {pair!r}", field=label)
+        lo, hi = _number(pair[0], where, label), _number(pair[1], where, label)
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise LakeInputError(where, f"needs 0 <= min <= max <= 1, got [{lo}, {hi}]", field=label)
+        bounds[str(ticker).strip()] = (lo, hi)
+    return bounds
+
+
+def _check_targets_in_bounds(holdings: list[Rebalance], bounds: dict[str, tuple[float, float]], where: str) -> None:
+    """Every target weight (0 for a bounded ticker an entry does not hold) lies within its bounds."""
+    for i, entry in enumerate(holdings):
+        for ticker, (lo, hi) in bounds.items():
+            w = entry.weights.get(ticker, 0.0)
+            if not lo - WEIGHT_TOLERANCE <= w <= hi + WEIGHT_TOLERANCE:
+                raise LakeInputError(where, f"target weight {w} of {ticker} on {entry.effective_date} is outside "
+                                            f"its bounds [{lo}, {hi}]", field=f"holdings[{i}].weights.{ticker}")
 
 
 def parse_portfolio(raw: Any, where: str, default_benchmark: str, available_overlays: Iterable[str]) -> PortfolioSpec:
@@ -136,12 +166,17 @@ def parse_portfolio(raw: Any, where: str, default_benchmark: str, available_over
     is_active = raw.get("is_active", True)
     if not isinstance(is_active, bool):
         raise LakeInputError(where, f"must be true or false, got {is_active!r}", field="is_active")
+    bounds = parse_bounds(raw.get("bounds"), where)
+    _check_targets_in_bounds(holdings, bounds, where)
+    config = {k: v for k, v in raw.items() if k not in {"holdings", "bounds"}}
+    if bounds:
+        config["bounds"] = {t: [lo, hi] for t, (lo, hi) in sorted(bounds.items())}
     benchmark = raw.get("benchmark") or default_benchmark
     return PortfolioSpec(
         name=name.strip(), description=str(raw.get("description") or ""), source=str(raw.get("source") or ""),
         start_date=start, initial_nav=initial_nav, benchmark=str(benchmark), variants=tuple(variants),
         holdings=tuple(sorted(holdings, key=lambda h: h.effective_date)), is_active=is_active, file=where,
-        config={k: v for k, v in raw.items() if k not in {"holdings"}},
+        config=config, bounds=bounds,
     )
 
 

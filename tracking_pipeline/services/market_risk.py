@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from tracking_pipeline.analytics.betas import cap_beta, rolling_market_betas, rolling_ols
+from tracking_pipeline.analytics.betas import beta_is_significant, cap_beta, rolling_market_betas, rolling_ols
 from tracking_pipeline.analytics.correlations import pair_statistics
 from tracking_pipeline.analytics.indicators import (
     TRADING_DAYS, atr, bollinger, ema, macd, momentum, obv, realized_volatility, rsi, simple_returns, sma,
@@ -98,7 +98,8 @@ def compute_betas(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, market:
     returns = simple_returns(prices)
     rows = rolling_market_betas(returns, returns[market], window, min_obs)
     rows = rows[rows["calc_date"] >= start].reset_index(drop=True)
-    return rows.assign(window_days=window, method=BETA_METHOD, market_index=market)
+    return rows.assign(window_days=window, method=BETA_METHOD, market_index=market,
+                       is_significant=beta_is_significant(rows["p_value"]))
 
 
 def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, market: str,

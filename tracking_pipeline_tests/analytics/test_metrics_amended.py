@@ -13,20 +13,11 @@ import pytest
 from tracking_pipeline.analytics.metrics import (
     DRAWDOWN_COLUMNS, OUTPUT_COLUMNS, PERIOD_TYPES, RISK_METRICS, compute_metrics, period_metrics,
 )
-from tracking_pipeline.settings import DEMO_LAKE
 from tracking_pipeline.trading_calendar import sessions_between
+from tracking_pipeline_tests.helpers import demo_returns
 from tracking_pipeline_tests.metrics_reference import assert_figures_match, library_figures
 
 TOL = 1e-9
-
-
-def demo_returns(tickers: list[str]) -> pd.DataFrame:
-    """Daily simple returns of demo-lake tickers (NYSE sessions x tickers), from their adjusted closes."""
-    frames = [pd.read_parquet(DEMO_LAKE / "prices" / f"{name}.parquet") for name in ("stocks", "etfs")]
-    prices = pd.concat(frames)
-    prices = prices[prices["ticker"].isin(tickers)].pivot(index="date", columns="ticker", values="adj_close")
-    prices.index = pd.DatetimeIndex(prices.index)
-    return prices.sort_index().pct_change().iloc[1:]
 
 
 def series_frame(r: pd.Series, b: pd.Series | None = None, prev: list[dt.date] | None = None,
@@ -43,7 +34,7 @@ def series_frame(r: pd.Series, b: pd.Series | None = None, prev: list[dt.date] |
 @pytest.mark.parametrize(("ticker", "rf_annual"), [("AAPL", 0.03), ("XOM", 0.0), ("AGG", 0.03)])
 def test_every_period_of_a_demo_series_equals_the_libraries(ticker: str, rf_annual: float) -> None:
     """2018-2023 of a real stock/bond ETF against SPY: every figure of every period (weeks to all)."""
-    returns = demo_returns([ticker, "SPY"])
+    returns = demo_returns([ticker, "SPY"], "2018-01-02", "2023-10-27")
     first_nav = returns.index[0] - pd.offsets.BDay(1)  # 2018-01-02, the day before the first return
     prev = [first_nav.date(), *[d.date() for d in returns.index[:-1]]]
     got = period_metrics(series_frame(returns[ticker], returns["SPY"], prev), ["sid"], rf_annual)

@@ -12,12 +12,12 @@ import statsmodels.api as sm
 
 from tracking_pipeline.analytics.volatility import (
     har_rv_forecast,
+    har_rv_forecast_frame,
     realized_vol_sqrt_sum,
     volatility_percentile,
     volatility_trend,
 )
 from tracking_pipeline_tests.helpers import demo_returns
-
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +51,8 @@ def test_two_stock_portfolio_vol_is_quadratic_form_and_diversifies() -> None:
 
 
 def _har_reference(r: pd.Series, t: int) -> float:
-    """Independent construction of the contract's HAR-RV specification, fitted with statsmodels."""
+    """Independent construction of the contract's HAR-RV specification, fitted with statsmodels, with the
+    insanity filter (a prediction <= 0 or above the training set's largest target -> the targets' mean)."""
     rv = r**2
     d = pd.DataFrame({"rv_d": rv})
     d["rv_w"] = sum(rv.shift(i) for i in range(5)) / 5
@@ -64,7 +65,9 @@ def _har_reference(r: pd.Series, t: int) -> float:
     fit = sm.OLS(train["target"], sm.add_constant(train[["rv_d", "rv_w", "rv_m"]])).fit()
     x = d.iloc[t]
     pred = fit.params["const"] + sum(fit.params[c] * x[c] for c in ("rv_d", "rv_w", "rv_m"))
-    return min(math.sqrt(252 * max(pred, 0.0)), 3.0)
+    if pred <= 0 or pred > train["target"].max():
+        pred = train["target"].mean()
+    return min(math.sqrt(252 * pred), 3.0)
 
 
 def test_har_forecast_matches_statsmodels_fit() -> None:
@@ -123,3 +126,55 @@ def test_volatility_percentile_by_hand() -> None:
     long = pd.Series(np.arange(300.0))
     assert volatility_percentile(long).iloc[-1] == 1.0
     assert volatility_percentile(long[::-1].reset_index(drop=True)).iloc[-1] == pytest.approx(1 / 252)
+
+
+def _spike(seed: int = 3) -> pd.Series:
+    """Two calm years, a two-week crash (daily moves of 6-12%), then calm again."""
+    rng = np.random.default_rng(seed)
+    calm = rng.normal(0.0, 0.008, 600)
+    crash = rng.choice([-1.0, 1.0], 10) * rng.uniform(0.06, 0.12, 10)
+    after = rng.normal(0.0, 0.008, 120)
+    return pd.Series(np.r_[calm, crash, after], index=pd.bdate_range("2018-01-02", periods=730))
+
+
+def test_insanity_filter_on_a_crafted_spike() -> None:
+    """Right after a spike the linear HAR predicts a negative variance: the forecast is the training targets' mean
+    (never 0), the row is flagged, and every value equals the statsmodels reference with the filter."""
+    r = _spike()
+    frame = har_rv_forecast_frame(r)
+    negative = frame.index[frame["prediction"] <= 0]
+    above = frame.index[frame["prediction"] > 0].intersection(frame.index[frame["filtered"] == True])  # noqa: E712
+    assert len(negative) > 0, "the crafted spike must drive the raw prediction below zero"
+    assert (frame.loc[negative, "filtered"] == True).all()  # noqa: E712
+    assert (frame["expected_volatility"].dropna() > 0).all()
+    for day in [*negative[:3], *negative[-2:], *above[:2]]:
+        t = r.index.get_loc(day)
+        assert frame["expected_volatility"].iloc[t] == pytest.approx(_har_reference(r, t), rel=1e-8), day
+    # the filtered value is the mean of the training targets, by hand
+    t = r.index.get_loc(negative[0])
+    rv = r.to_numpy() ** 2
+    s = np.arange(21, t - 20)  # complete observations: 22 days of history, target known at t
+    s = s[-504:]
+    targets = np.array([rv[i + 1:i + 22].mean() for i in s])
+    assert frame["expected_volatility"].iloc[t] == pytest.approx(min(math.sqrt(252 * targets.mean()), 3.0), rel=1e-9)
+    unfiltered = frame["filtered"] == False  # noqa: E712
+    assert unfiltered.sum() > 300
+    p = frame.loc[unfiltered, "prediction"]
+    np.testing.assert_allclose(frame.loc[unfiltered, "expected_volatility"], np.minimum(np.sqrt(252 * p), 3.0))
+
+
+def test_no_forecast_is_zero_on_demo_series() -> None:
+    """Across 2018-2023 (the COVID spike included) no forecast of a demo series is 0, and each filtered date
+    equals the statsmodels reference."""
+    for ticker in ("AAPL", "XOM", "SPY"):
+        r = _returns()[ticker]
+        frame = har_rv_forecast_frame(r)
+        valid = frame["expected_volatility"].dropna()
+        assert len(valid) > 1000 and (valid > 0).all(), ticker
+        for day in frame.index[frame["filtered"] == True][:3]:  # noqa: E712
+            t = r.index.get_loc(day)
+            assert frame["expected_volatility"].iloc[t] == pytest.approx(_har_reference(r, t), rel=1e-8), day
+
+
+def test_a_series_without_variance_has_no_forecast() -> None:
+    assert har_rv_forecast(pd.Series(np.zeros(400))).isna().all()
