@@ -27,7 +27,8 @@ from tracking_pipeline.analytics.indicators import atr, ema, rsi, stochastic
 from tracking_pipeline.services.portfolio_risk import compute_snapshots
 from tracking_pipeline.lake.portfolios import portfolio_id_for
 from tracking_pipeline.trading_calendar import sessions_between
-from tracking_pipeline_tests.helpers import make_lake, run_job
+from tracking_pipeline.warehouse import TABLES
+from tracking_pipeline_tests.helpers import assert_same_tables, make_lake, run_job
 
 START, END = "2018-01-02", "2019-06-28"
 SESSIONS = sessions_between(START, END)
@@ -406,10 +407,11 @@ def test_rerunning_one_partition_reproduces_the_backfill(risk_env: RiskEnv) -> N
     for table, column in tables.items():
         after = wh.read_table(table, f"{column} = ?", [pd.Timestamp(day).date()])
         assert len(before[table]) > 0
-        if "sector_exposure" in after:  # JSON text: compare the numbers, not their last digit
-            for got, want in zip(after.pop("sector_exposure"), before[table].pop("sector_exposure")):
-                got, want = json.loads(got), json.loads(want)
-                assert list(got) == list(want)
-                for sector in want:
-                    assert got[sector] == pytest.approx(want[sector], rel=1e-12, abs=1e-15)
+        # JSON text (sector exposure, top names, ...): compare the parsed numbers, not their last digit
+        json_columns = [c for c, kind in TABLES[table].columns if kind == "json"]
+        parsed = {c: ([json.loads(v) if isinstance(v, str) else None for v in after.pop(c)],
+                      [json.loads(v) if isinstance(v, str) else None for v in before[table].pop(c)])
+                  for c in json_columns}
+        assert_same_tables({table: pd.DataFrame({c: got for c, (got, _) in parsed.items()})},
+                           {table: pd.DataFrame({c: want for c, (_, want) in parsed.items()})}, tol=1e-12)
         pd.testing.assert_frame_equal(after, before[table], rtol=1e-10)

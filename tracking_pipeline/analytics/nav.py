@@ -20,11 +20,14 @@ class NavError(ValueError):
 
 @dataclass(frozen=True)
 class NavPath:
-    """NAV per day with the close-of-day position weights (after any rebalance) and carried-forward prices."""
+    """NAV per day with the close-of-day position weights (after any rebalance) and carried-forward prices;
+    `pre_weights` holds, for each rebalance after the first day, the weights at that close before rebalancing
+    (the previous shares at the day's prices), so the trades are `weights - pre_weights` on those days."""
 
     nav: pd.Series
     weights: pd.DataFrame
     stale: dict[str, list[str]]  # ticker -> ISO days on which its last price was carried forward
+    pre_weights: pd.DataFrame | None = None
 
 
 def rebalance_schedule(effective: list[tuple[pd.Timestamp, dict[str, float]]], start: pd.Timestamp,
@@ -80,10 +83,15 @@ def raw_nav_path(prices: pd.DataFrame, days: pd.DatetimeIndex,
     col = {t: i for i, t in enumerate(tickers)}
     starts = [int(days.searchsorted(day)) for day, _ in schedule]
     held_any = np.zeros((n_days, len(tickers)), dtype=bool)
+    pre_rows: list[int] = []
+    pre = []
     nav[0] = anchor_nav
     for k, (a, (_, target)) in enumerate(zip(starts, schedule)):
         if a >= n_days:
             break
+        if k > 0:  # the previous segment left the drifted weights of this close in weights[a]
+            pre_rows.append(a)
+            pre.append(weights[a].copy())
         b = min(starts[k + 1], n_days - 1) if k + 1 < len(starts) else n_days - 1
         w = np.zeros(len(tickers))
         for ticker, weight in target.items():
@@ -103,7 +111,9 @@ def raw_nav_path(prices: pd.DataFrame, days: pd.DatetimeIndex,
     stale_cells = stale_mask.to_numpy(dtype=bool) & held_any
     stale = {tickers[j]: [d.date().isoformat() for d in days[stale_cells[:, j]]]
              for j in range(len(tickers)) if stale_cells[:, j].any()}
-    return NavPath(pd.Series(nav, index=days, name="nav"), pd.DataFrame(weights, index=days, columns=tickers), stale)
+    pre_weights = pd.DataFrame(np.array(pre).reshape(len(pre), len(tickers)), index=days[pre_rows], columns=tickers)
+    return NavPath(pd.Series(nav, index=days, name="nav"), pd.DataFrame(weights, index=days, columns=tickers), stale,
+                   pre_weights)
 
 
 def _require_prices(p: np.ndarray, days: pd.DatetimeIndex, tickers: list[str], held: np.ndarray,

@@ -7,6 +7,7 @@ needed and nothing before that rebalance is recomputed; betas, returns and NAV a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,16 +17,17 @@ import pandas as pd
 
 from tracking_pipeline.analytics.betas import rolling_ols
 from tracking_pipeline.analytics.concentration import (
-    DEFAULT_DRIFT_THRESHOLD, allocation_drift_frame, effective_num_positions_frame,
-    hhi_frame, sector_exposure_records, top_k_concentration_frame,
+    DEFAULT_DRIFT_THRESHOLD, allocation_drift_frame, bounds_breaches, effective_num_positions_frame, hhi_frame,
+    largest_sector_gaps, sector_exposure_records, sector_position_counts, top_k_concentration_frame, top_positions,
+    unclassified_tickers,
 )
 from tracking_pipeline.analytics.indicators import simple_returns
-from tracking_pipeline.analytics.nav import raw_nav_path
+from tracking_pipeline.analytics.nav import NavPath, raw_nav_path
 from tracking_pipeline.analytics.stress import (
     HISTORICAL_SCENARIOS, beta_shock_scenarios, episode_rows, historical_replays_frame,
 )
 from tracking_pipeline.analytics.volatility import (
-    har_rv_forecast, realized_vol_sqrt_sum, volatility_percentile, volatility_trend,
+    har_rv_forecast_frame, realized_vol_sqrt_sum, risk_level, volatility_percentile, volatility_trend,
 )
 from tracking_pipeline.trading_calendar import sessions_before
 from tracking_pipeline.services.fingerprints import digest, plan_refresh, refresh_writes
@@ -40,21 +42,28 @@ from tracking_pipeline.warehouse import Warehouse, Write
 
 THRESHOLD_ENV = "TRACKING_REBALANCE_THRESHOLD"
 SnapshotBenchmark = Callable[[str], dict[str, float] | None]
+Bounds = dict[str, tuple[float, float]]
+
+
+def env_number(name: str, default: float, low: float, high: float, what: str) -> float:
+    """A number setting from the environment variable `name` (default when unset), in [low, high]; a clear error
+    naming the variable and `what` it must be otherwise."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be {what}, got {text!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be {what}, got {text!r}")
+    return value
 
 
 def rebalance_threshold() -> float:
     """The drift above which `rebalance_recommended` is set: TRACKING_REBALANCE_THRESHOLD (a weight, e.g. 0.05 for
     5 points), default 0.05."""
-    text = os.environ.get(THRESHOLD_ENV, "").strip()
-    if not text:
-        return DEFAULT_DRIFT_THRESHOLD
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{THRESHOLD_ENV} must be a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{THRESHOLD_ENV} must be a number between 0 and 1, got {text!r}")
-    return value
+    return env_number(THRESHOLD_ENV, DEFAULT_DRIFT_THRESHOLD, 0.0, 1.0, "a number between 0 and 1")
 
 
 @dataclass
@@ -77,34 +86,49 @@ def target_weights(p: Portfolio, days: pd.DatetimeIndex) -> pd.DataFrame:
     return frame.reindex(frame.index.union(days)).ffill().reindex(days).fillna(0.0)
 
 
-def weight_paths(wh: Warehouse, portfolios: list[Portfolio], start: pd.Timestamp, end: pd.Timestamp,
-                 rf_d: float) -> tuple[dict[int, pd.DataFrame], dict[str, str]]:
-    """Close-of-day position weights (market value / NAV, after any rebalance that day) of each portfolio on
-    the sessions of [max(start, portfolio start), end], with stale prices carried forward as in the NAV.
+@dataclass
+class NavPaths:
+    """The raw NAV engine's paths of each portfolio restarted at its anchor (NAV 1 there), the price frame they
+    were computed from (sessions x tickers, not carried forward) and per-portfolio errors."""
 
-    The weights do not depend on the NAV level, so the engine restarts at the last rebalance on or before
-    `start` with NAV 1."""
+    paths: dict[int, NavPath]
+    prices: pd.DataFrame
+    errors: dict[str, str]
+
+
+def nav_paths(wh: Warehouse, portfolios: list[Portfolio], start: pd.Timestamp, end: pd.Timestamp,
+              rf_d: float) -> NavPaths:
+    """The engine's path of each portfolio from the last rebalance on or before `start` (or its start) to `end`,
+    with stale prices carried forward as in the NAV. Weights do not depend on the NAV level, so it restarts with
+    NAV 1."""
     anchors = {p.portfolio_id: p.start if p.start >= start else max(d for d, _ in p.schedule if d <= start)
                for p in portfolios}
     tickers = sorted({t for p in portfolios for _, w in p.schedule for t in w})
     if not portfolios:
-        return {}, {}
+        return NavPaths({}, pd.DataFrame(), {})
     prices = price_frames(wh, sessions_before(min(anchors.values()), PRICE_LOOKBACK_SESSIONS), end,
                           tickers)["adj_close"]
     sessions = nyse_sessions()
-    paths, errors = {}, {}
+    out = NavPaths({}, prices, {})
     for p in portfolios:
         anchor = anchors[p.portfolio_id]
         days = sessions[(sessions >= anchor) & (sessions <= end)]
         in_force = [w for d, w in p.schedule if d <= anchor][-1]
         schedule = [(anchor, in_force), *[(d, w) for d, w in p.schedule if d > anchor]]
         try:
-            path = raw_nav_path(prices, days, schedule, 1.0, rf_d, label=p.name)
+            out.paths[p.portfolio_id] = raw_nav_path(prices, days, schedule, 1.0, rf_d, label=p.name)
         except Exception as exc:  # noqa: BLE001 - one portfolio's failure must not stop the others
-            errors[p.name] = portfolio_error(p.name, exc)
-            continue
-        paths[p.portfolio_id] = path.weights.loc[max(start, p.start):]
-    return paths, errors
+            out.errors[p.name] = portfolio_error(p.name, exc)
+    return out
+
+
+def weight_paths(wh: Warehouse, portfolios: list[Portfolio], start: pd.Timestamp, end: pd.Timestamp,
+                 rf_d: float) -> tuple[dict[int, pd.DataFrame], dict[str, str]]:
+    """Close-of-day position weights (market value / NAV, after any rebalance that day) of each portfolio on
+    the sessions of [max(start, portfolio start), end] (see `nav_paths`)."""
+    run = nav_paths(wh, portfolios, start, end, rf_d)
+    starts = {p.portfolio_id: p.start for p in portfolios}
+    return {pid: path.weights.loc[max(start, starts[pid]):] for pid, path in run.paths.items()}, run.errors
 
 
 def _raw_returns(wh: Warehouse, portfolios: list[Portfolio], end: pd.Timestamp) -> pd.DataFrame:
@@ -158,8 +182,10 @@ def compute_snapshots(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, mar
     tickers = sorted({t for w in paths.values() for t in w.columns})
     betas = _beta_frames(wh, tickers, start, end, market) if tickers else {}
     returns = _raw_returns(wh, portfolios, end)
-    benchmarks = dict(wh.query("SELECT portfolio_id, benchmark FROM portfolio_definitions").astype(
-        {"portfolio_id": "int64"}).itertuples(index=False, name=None))
+    definitions = wh.query("SELECT portfolio_id, benchmark, config FROM portfolio_definitions")
+    benchmarks = dict(zip(definitions["portfolio_id"].astype("int64"), definitions["benchmark"]))
+    bounds = {int(pid): config_bounds(config) for pid, config in zip(definitions["portfolio_id"],
+                                                                       definitions["config"])}
     frames = []
     for p in portfolios:
         if p.portfolio_id not in paths:
@@ -167,7 +193,7 @@ def compute_snapshots(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, mar
         try:
             bench = benchmark_weights(benchmarks.get(p.portfolio_id) or market)
             frames.append(_snapshot_rows(p, paths[p.portfolio_id], returns, market_returns, betas, sectors,
-                                         bench, threshold, start, end))
+                                         bench, threshold, start, end, bounds.get(p.portfolio_id)))
             run.portfolio_ids.append(p.portfolio_id)
         except Exception as exc:  # noqa: BLE001 - one portfolio's failure must not stop the others
             run.errors[p.name] = portfolio_error(p.name, exc)
@@ -175,9 +201,20 @@ def compute_snapshots(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, mar
     return run
 
 
+def config_bounds(config: object) -> Bounds | None:
+    """The allocation bounds `{ticker: (min, max)}` of a stored portfolio config (JSON text or a mapping; validated
+    when the file was read, lake/portfolios.py), None when the file gives none."""
+    parsed = json.loads(config) if isinstance(config, str) else (config or {})
+    given = parsed.get("bounds") if isinstance(parsed, dict) else None
+    if not given:
+        return None
+    return {str(ticker): (float(lo), float(hi)) for ticker, (lo, hi) in given.items()}
+
+
 def _snapshot_rows(p: Portfolio, weights: pd.DataFrame, returns: pd.DataFrame, market_returns: pd.Series,
                    betas: dict[str, pd.DataFrame], sectors: dict[str, str], bench: dict[str, float] | None,
-                   threshold: float, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+                   threshold: float, start: pd.Timestamp, end: pd.Timestamp,
+                   bounds: Bounds | None = None) -> pd.DataFrame:
     days = sessions_between(max(start, p.start), end)
     history = sessions_between(p.start, end)
     if p.portfolio_id not in returns.columns:
@@ -209,6 +246,8 @@ def _snapshot_rows(p: Portfolio, weights: pd.DataFrame, returns: pd.DataFrame, m
     rv63 = realized_vol_sqrt_sum(rets, 63)
     drift = allocation_drift_frame(w, target_weights(p, days))
     hhi = hhi_frame(w)
+    har = har_rv_forecast_frame(rets).reindex(days)
+    gaps = largest_sector_gaps(w, sectors, bench)
     return pd.DataFrame({
         "portfolio_id": p.portfolio_id,
         "snapshot_date": days,
@@ -223,12 +262,20 @@ def _snapshot_rows(p: Portfolio, weights: pd.DataFrame, returns: pd.DataFrame, m
         "top_10_concentration": top_k_concentration_frame(w, 10).to_numpy(),
         "realized_volatility_21d": rv21.reindex(days).to_numpy(),
         "realized_volatility_63d": rv63.reindex(days).to_numpy(),
-        "expected_volatility_21d": har_rv_forecast(rets).reindex(days).to_numpy(),
+        "expected_volatility_21d": har["expected_volatility"].to_numpy(),
         "volatility_trend": volatility_trend(rv21, rv63).reindex(days).to_numpy(),
         "volatility_percentile": volatility_percentile(rv21).reindex(days).to_numpy(),
         "max_allocation_drift": drift["max_allocation_drift"].to_numpy(),
         "max_drift_ticker": drift["max_drift_ticker"].to_numpy(),
         "rebalance_recommended": (drift["max_allocation_drift"] > threshold).to_numpy(),
+        "expected_volatility_filtered": har["filtered"].to_numpy(),
+        "risk_level": risk_level(rv63).reindex(days).to_numpy(),
+        "sector_positions": sector_position_counts(w, sectors),
+        **{column: gaps[column].to_numpy() for column in gaps.columns},
+        "unclassified_tickers": unclassified_tickers(w, sectors),
+        "top_3_positions": top_positions(w, 3),
+        "top_10_positions": top_positions(w, 10),
+        "bounds_breaches": bounds_breaches(w, bounds) if bounds else [None] * len(days),
     })
 
 

@@ -1,7 +1,8 @@
-"""Risk assets: position market betas, portfolio snapshots and stress tests, per-ticker indicators, correlations.
+"""Risk assets: position market betas, portfolio snapshots, rebalancing events and stress tests, per-ticker
+indicators, correlations.
 
-Daily-partitioned: `position_market_betas`, `portfolio_snapshots`, `asset_performance_metrics` (each computes a
-whole partition range in one vectorised pass, reading the history it needs from the warehouse). Unpartitioned
+Daily-partitioned: `position_market_betas`, `portfolio_snapshots`, `rebalancing_events`, `portfolio_rolling_metrics`,
+`asset_performance_metrics` (each computes a whole partition range in one vectorised pass, reading the history it needs from the warehouse). Unpartitioned
 (run by downstream_job after the daily chain): `portfolio_stress_tests` (month ends and the latest day) and
 `asset_correlations` (month ends and the latest day). docs/risk.md explains the choices.
 """
@@ -12,14 +13,15 @@ import dagster as dg
 from dagster import AssetExecutionContext
 import pandas as pd
 
-from tracking_pipeline.defs.common import DefsContext, SINGLE_RUN, partition_window, preview, table_metadata, \
-    table_spec_metadata
+from tracking_pipeline.defs.common import DefsContext, SINGLE_RUN, labelled_table_metadata, partition_window, \
+    preview, table_metadata, table_spec_metadata
 from tracking_pipeline.defs.history import lookback, previous_day, require_history
 from tracking_pipeline.services.nav import load_active_portfolios
 from tracking_pipeline.defs.resources import LakeResource, TrackingSettings, WarehouseResource
 from tracking_pipeline.defs.risk.checks import (
-    BETA_CHECKS, CORRELATION_CHECKS, METRIC_CHECKS, SNAPSHOT_CHECKS, STRESS_CHECKS, beta_check_results,
-    correlation_check_results, metric_check_results, snapshot_check_results, stress_check_results,
+    BETA_CHECKS, CORRELATION_CHECKS, METRIC_CHECKS, REBALANCING_CHECKS, ROLLING_CHECKS, SNAPSHOT_CHECKS,
+    STRESS_CHECKS, beta_check_results, correlation_check_results, metric_check_results, rebalancing_check_results,
+    rolling_check_results, snapshot_check_results, stress_check_results,
 )
 from tracking_pipeline.services.market_risk import (
     BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, RETURN_HORIZONS, RiskInputError, compute_asset_metrics, compute_betas,
@@ -28,6 +30,8 @@ from tracking_pipeline.services.market_risk import (
 from tracking_pipeline.services.portfolio_risk import (
     THRESHOLD_ENV, compute_snapshots, compute_stress_tests, rebalance_threshold,
 )
+from tracking_pipeline.services.rebalancing import COST_ENV, compute_rebalancing_events, rebalance_cost_bps
+from tracking_pipeline.services.rolling_metrics import ROLLING_LOOKBACK, ROLLING_WINDOWS, compute_rolling_metrics
 from tracking_pipeline.lake import LakeInputError
 from tracking_pipeline.lake.tables import load_benchmark_sector_weights, load_sectors
 from tracking_pipeline.warehouse import Warehouse, Write
@@ -42,7 +46,8 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
         metadata=table_spec_metadata("position_market_betas"),
         description=f"Rolling {BETA_WINDOW}-day OLS of every ticker's daily returns on the market ticker's "
                     f"(method {BETA_METHOD}, CONTRACT §4): beta (capped to [-5, 5]), alpha, R^2, std error, p-value, "
-                    "observations; rows only with >= 30 paired observations. One pass over the whole range.",
+                    "observations, is_significant (p < 0.10, seed 003); rows only with >= 30 paired observations. "
+                    "One pass over the whole range.",
     )
     def position_market_betas(context: AssetExecutionContext, warehouse: WarehouseResource,
                               tracking: TrackingSettings) -> dg.MaterializeResult:
@@ -70,11 +75,13 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, pool="warehouse",
         deps=[position_market_betas, "portfolio_daily_nav"], check_specs=SNAPSHOT_CHECKS, kinds=ctx.kinds,
-        metadata=table_spec_metadata("portfolio_snapshots"),
+        metadata=labelled_table_metadata("portfolio_snapshots"),
         description="Daily risk snapshot of every active portfolio (raw variant, CONTRACT §4): weighted and direct "
-                    "market beta, sector exposure vs the benchmark, HHI / effective N / top-3 / top-10, realized "
-                    "volatility 21/63d, HAR-RV forecast, trend and percentile, allocation drift and "
-                    f"rebalance_recommended (drift above {THRESHOLD_ENV}, default 0.05).",
+                    "market beta, sector exposure vs the benchmark with positions per sector and the largest over- "
+                    "and underweight, unclassified tickers, HHI (0-10,000) / effective N / top-3 / top-10 with their "
+                    "names, realized volatility 21/63d and risk level (seed 003 bands), HAR-RV forecast (insanity "
+                    "filter flagged), trend and percentile, allocation drift, rebalance_recommended (drift above "
+                    f"{THRESHOLD_ENV}, default 0.05) and the positions outside the portfolio file's bounds.",
     )
     def portfolio_snapshots(context: AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource,
                             tracking: TrackingSettings) -> dg.MaterializeResult:
@@ -99,17 +106,86 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
             if run.portfolio_ids:
                 wh.replace(Write("portfolio_snapshots", run.rows,
                                  {"snapshot_date": (start.date(), end.date()), "portfolio_id": run.portfolio_ids}))
-            rows = run.rows.drop(columns=["sector_exposure"], errors="ignore")
+            json_columns = ["sector_exposure", "sector_positions", "unclassified_tickers", "top_3_positions",
+                            "top_10_positions", "bounds_breaches"]
+            rows = run.rows.drop(columns=json_columns, errors="ignore")
+            shown = rows.rename(columns={"hhi": "hhi (0-10,000)", "realized_volatility_63d": "volatility 63d",
+                                         "expected_volatility_21d": "HAR forecast 21d",
+                                         "expected_volatility_filtered": "forecast filtered"})
             return dg.MaterializeResult(
                 metadata=table_metadata(rows, "snapshot_date", source.warnings, wh=wh, rebalance_threshold=threshold,
                                         portfolios_updated=len(run.portfolio_ids), portfolios_failed=len(run.errors),
-                                        latest=_latest_per_portfolio(wh, rows, "snapshot_date", [
-                                            "market_beta_weighted", "market_beta_direct", "hhi", "effective_num_positions",
-                                            "top_3_concentration", "realized_volatility_21d", "expected_volatility_21d",
-                                            "volatility_trend", "max_allocation_drift", "rebalance_recommended"])),
+                                        latest=_latest_per_portfolio(wh, shown, "snapshot_date", [
+                                            "market_beta_weighted", "market_beta_direct", "hhi (0-10,000)",
+                                            "effective_num_positions", "top_3_concentration", "volatility 63d",
+                                            "risk_level", "HAR forecast 21d", "forecast filtered", "volatility_trend",
+                                            "largest_overweight_sector", "largest_underweight_sector",
+                                            "max_allocation_drift", "rebalance_recommended"])),
                 check_results=snapshot_check_results(wh, start, end, run),
             )
 
+
+    @dg.asset(
+        group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, pool="warehouse",
+        deps=["portfolio_daily_nav", "price_data"], check_specs=REBALANCING_CHECKS, kinds=ctx.kinds,
+        metadata=table_spec_metadata("rebalancing_events"),
+        description="Every rebalance of every active portfolio (seed 002): the initial investment, each scheduled "
+                    "rebalance (a holdings date) and each day the drift from the targets rises above "
+                    f"{THRESHOLD_ENV} (default 0.05) with the trades that would restore them; pre and post weights, "
+                    "trades per ticker (weight change, value, shares at that close), one-way turnover and the cost "
+                    f"estimated at {COST_ENV} basis points (default 10) of the traded value.",
+    )
+    def rebalancing_events(context: AssetExecutionContext, warehouse: WarehouseResource,
+                           tracking: TrackingSettings) -> dg.MaterializeResult:
+        require_history(context)
+        start, end = partition_window(context)
+        with warehouse.session() as wh:
+            try:
+                threshold, cost_bps = rebalance_threshold(), rebalance_cost_bps()
+                run = compute_rebalancing_events(wh, start, end, tracking.rf_daily, threshold, cost_bps)
+            except (RiskInputError, ValueError) as exc:
+                raise dg.Failure(description=str(exc)) from exc
+            for name, message in run.errors.items():
+                context.log.error(f"portfolio {name!r}: no rebalancing events: {message}")
+            if run.errors and not run.portfolio_ids:
+                raise dg.Failure(description="no rebalancing events could be computed, nothing was written: "
+                                 + "; ".join(f"{name}: {message}" for name, message in run.errors.items()))
+            if run.portfolio_ids:
+                wh.replace(*run.writes)
+            shown = run.rows[["portfolio_id", "event_date", "event_type", "nav", "max_drift", "turnover",
+                              "traded_value", "estimated_cost"]] if len(run.rows) else run.rows
+            return dg.MaterializeResult(
+                metadata=table_metadata(shown, "event_date", wh=wh, rebalance_threshold=threshold, cost_bps=cost_bps,
+                                        events_by_type=dg.MetadataValue.json(
+                                            run.rows["event_type"].value_counts().to_dict() if len(run.rows) else {}),
+                                        portfolios_failed=len(run.errors)),
+                check_results=rebalancing_check_results(wh, start, end, run),
+            )
+
+    @dg.asset(
+        group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, pool="warehouse",
+        deps=[lookback("portfolio_daily_nav", ROLLING_LOOKBACK), lookback("price_data", ROLLING_LOOKBACK)],
+        check_specs=ROLLING_CHECKS, kinds=ctx.kinds, metadata=table_spec_metadata("portfolio_rolling_metrics"),
+        description=f"Rolling {' and '.join(map(str, ROLLING_WINDOWS))}-day Sharpe, Sortino, volatility, beta to the "
+                    "benchmark and max drawdown of every active portfolio, variant and its benchmark (variant "
+                    "'benchmark'), per trading day; NULL until a window is full. Equal to quantstats' rolling_sharpe / "
+                    "rolling_sortino / rolling_volatility (docs/metrics.md). A range reads only the year of returns "
+                    "before it.",
+    )
+    def portfolio_rolling_metrics(context: AssetExecutionContext, warehouse: WarehouseResource,
+                                  tracking: TrackingSettings) -> dg.MaterializeResult:
+        require_history(context)
+        start, end = partition_window(context)
+        with warehouse.session() as wh:
+            run = compute_rolling_metrics(wh, start, end, tracking.risk_free_rate)
+            if run.portfolio_ids:
+                wh.replace(run.write(start, end))
+            last = run.rows[run.rows["trade_date"] == run.rows["trade_date"].max()] if len(run.rows) else run.rows
+            return dg.MaterializeResult(
+                metadata=table_metadata(run.rows, "trade_date", risk_free_rate=tracking.risk_free_rate,
+                                        latest=preview(last, rows=60, wh=wh)),
+                check_results=rolling_check_results(wh, start, end, run.portfolio_ids),
+            )
 
     @dg.asset(
         group_name=GROUP, pool="warehouse", deps=[portfolio_snapshots], check_specs=STRESS_CHECKS, kinds=ctx.kinds,
@@ -192,8 +268,8 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                 check_results=correlation_check_results(wh),
             )
 
-    return [position_market_betas, portfolio_snapshots, portfolio_stress_tests, asset_performance_metrics,
-            asset_correlations]
+    return [position_market_betas, portfolio_snapshots, rebalancing_events, portfolio_rolling_metrics,
+            portfolio_stress_tests, asset_performance_metrics, asset_correlations]
 
 
 def _stored_summary(wh: Warehouse, table: str, date_column: str) -> dict[str, object]:
