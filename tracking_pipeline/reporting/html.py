@@ -152,8 +152,3 @@ def fragment(macro: str, *args: Any, **kwargs: Any) -> Markup:
 def stylesheet() -> Markup:
     """The pages' CSS (seed 000's palette and typography) inside a <style> element."""
     return Markup("<style>") + Markup(environment().get_template("style.css.j2").render()) + Markup("</style>")
-
-
-def as_float(value: Any) -> float | None:
-    """A warehouse value as a float, None for NULL (for values placed in data attributes and JSON)."""
-    return None if _missing(value) else float(np.float64(value))
