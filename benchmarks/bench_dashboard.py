@@ -106,8 +106,9 @@ def bench_app(warehouse: str, out: Path, repeat: int) -> None:
     listed = portfolio_list(open_warehouse(warehouse))
     t0 = time.perf_counter()
     warm_up()
-    figure("dashboard app warm-up", f"{time.perf_counter() - t0:.3f} s (`make dashboard` before the server starts: "
-                                    "imports, calendar, Plotly validators, the first warehouse copy)")
+    figure("dashboard app warm-up", f"{time.perf_counter() - t0:.3f} s (what `make dashboard` does before serving: "
+                                    "calendar, Plotly validators, the first warehouse copy; the modules were "
+                                    "imported by the report's measurement)")
     t0, c0 = time.perf_counter(), time.process_time()
     at = AppTest.from_file(main, default_timeout=300)
     at.run()
