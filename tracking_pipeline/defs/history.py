@@ -19,6 +19,7 @@ from dagster import AssetExecutionContext
 
 PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 LOOKBACK_KEY = "lookback_sessions"
+MEMO_SIZE = 256
 BACKFILL_HINT = ("Fill them first: `python -m tracking_pipeline backfill --start {first} --end {end}`, or in the UI "
                  "launch daily_assets_job (Jobs -> daily_assets_job -> Backfill) from {first}; the nightly schedule "
                  "fills missing days from the first one at its next tick.")
@@ -75,11 +76,26 @@ def missing_history(context: AssetExecutionContext) -> dict[dg.AssetKey, list[st
             required = [k for k in required if k < key_range.start]
         if not required:
             continue
-        done = context.instance.get_materialized_partitions(upstream)
+        done = context.instance.get_materialized_partitions(upstream) if upstream == key \
+            else _materialized(context, upstream)
         missing = [k for k in required if k not in done]
         if missing:
             out[upstream] = missing
     return out
+
+
+_MATERIALIZED: dict[tuple[str, dg.AssetKey], frozenset[str]] = {}
+
+
+def _materialized(context: AssetExecutionContext, key: dg.AssetKey) -> frozenset[str]:
+    """The materialized partitions of an upstream `key`, read once per run: the steps that ask for it all run
+    after the one step of the run that writes it (the asset's own days are read afresh: its step writes them)."""
+    cache_key = (context.run_id, key)
+    if cache_key not in _MATERIALIZED:
+        if len(_MATERIALIZED) > MEMO_SIZE:
+            _MATERIALIZED.clear()
+        _MATERIALIZED[cache_key] = frozenset(context.instance.get_materialized_partitions(key))
+    return _MATERIALIZED[cache_key]
 
 
 def require_history(context: AssetExecutionContext) -> None:

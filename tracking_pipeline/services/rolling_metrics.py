@@ -40,9 +40,12 @@ class RollingRun:
 def compute_rolling_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, rf_annual: float) -> RollingRun:
     """Rows for every active portfolio, variant and benchmark and every day of [start, end] with a return."""
     portfolios = active_portfolios(wh).filter(pl.col("first_day") <= end.date())
+    empty = RollingRun(rows=pd.DataFrame(columns=["portfolio_id", "trade_date", "variant", *rolling_columns()]))
     if portfolios.is_empty():
-        return RollingRun(rows=pd.DataFrame(columns=["portfolio_id", "trade_date", "variant", *rolling_columns()]))
+        return empty
     series = load_series(wh, portfolios, lo=sessions_before(start, ROLLING_LOOKBACK).date(), hi=end.date())
+    if series.is_empty():  # e.g. only the portfolios' first NAV day: no return yet
+        return empty
     long = series.to_pandas().assign(present=1.0)
     wide = long.pivot(index="trade_date", columns=KEYS, values=["r", "b", "present"])
     returns, bench = wide["r"], wide["b"]
