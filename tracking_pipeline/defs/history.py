@@ -3,10 +3,11 @@
 Every trading-day asset declares its time dependencies on its `AssetDep`s. A path-dependent asset (NAV, overlay
 decisions, recursive indicators) depends on its own previous partition (`TimeWindowPartitionMapping(-1, -1)`):
 Dagster draws it in the asset graph and the backfill daemon runs such partitions in order. A windowed input (betas
-read the last 90 sessions of prices) carries its look-back as dependency metadata (`lookback_sessions`) on a
-same-day mapping: a look-back *mapping* would make Dagster expand an asset backfill of a few days from the UI to
-every downstream day whose window sees them (measured: a 3-day backfill became five years of
-asset_performance_metrics partitions, most without prices yet). `require_history` makes both binding for every
+read the last 90 sessions of prices) is a same-day dependency, and the asset's metadata `tracking/lookback_sessions`
+gives the window ({"price_data": 90}): a look-back *mapping* would make Dagster expand an asset backfill of a few
+days from the UI to every downstream day whose window sees them (measured: a 3-day backfill became five years of
+asset_performance_metrics partitions, most without prices yet), and Dagster refuses differing metadata on the
+dependencies of one upstream asset, so the window lives on the downstream asset. `require_history` makes both binding for every
 entry point (UI materialize, UI or CLI backfill, schedule, sensor): a step whose required partitions are not all
 materialized fails before it computes, naming the missing days and how to fill them. A partition materialized by
 this rule was therefore computed on a complete history, and so were the ones it depends on.
@@ -18,17 +19,17 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
-LOOKBACK_KEY = "lookback_sessions"
+LOOKBACK_KEY = "tracking/lookback_sessions"
 MEMO_SIZE = 256
 BACKFILL_HINT = ("Fill them first: `python -m tracking_pipeline backfill --start {first} --end {end}`, or in the UI "
                  "launch daily_assets_job (Jobs -> daily_assets_job -> Backfill) from {first}; the nightly schedule "
                  "fills missing days from the first one at its next tick.")
 
 
-def lookback(asset: str | dg.AssetKey | dg.AssetsDefinition, sessions: int) -> dg.AssetDep:
-    """A dependency on `asset`'s partitions from `sessions` trading days before the range to its end (checked by
-    `require_history`; Dagster maps the same days, see the module docstring)."""
-    return dg.AssetDep(asset, metadata={LOOKBACK_KEY: sessions})
+def lookbacks(**sessions: int) -> dict[str, dict[str, int]]:
+    """Asset metadata declaring windowed inputs: upstream asset -> trading days before the range it reads (checked
+    by `require_history`; the dependency itself maps the same days, see the module docstring)."""
+    return {LOOKBACK_KEY: dict(sessions)}
 
 
 def previous_day(asset: str | dg.AssetKey) -> dg.AssetDep:
@@ -62,12 +63,14 @@ def missing_history(context: AssetExecutionContext) -> dict[dg.AssetKey, list[st
     key_range = context.partition_key_range
     subset = partitions.empty_subset().with_partition_key_range(partitions, key_range)
     graph = context.job_def.asset_layer.asset_graph
+    windows = context.assets_def.metadata_by_key[key].get(LOOKBACK_KEY) or {}
+    windows = getattr(windows, "value", windows)
     out: dict[dg.AssetKey, list[str]] = {}
     for dep in context.assets_def.specs_by_key[key].deps:
         upstream = dep.asset_key
         if not graph.has(upstream) or graph.get(upstream).partitions_def != partitions:
             continue
-        sessions = (dep.metadata or {}).get(LOOKBACK_KEY)
+        sessions = windows.get(upstream.to_user_string())
         mapping = dg.TimeWindowPartitionMapping(start_offset=-int(sessions)) if sessions else \
             dep.partition_mapping or dg.IdentityPartitionMapping()
         required = mapping.get_upstream_mapped_partitions_result_for_partitions(

@@ -10,7 +10,7 @@ import pandas as pd
 from tracking_pipeline.analytics.market_features import market_indicators
 from tracking_pipeline.defs.common import DefsContext, SINGLE_RUN, partition_window, table_metadata, \
     table_spec_metadata, window_sessions
-from tracking_pipeline.defs.history import lookback, previous_day, require_history
+from tracking_pipeline.defs.history import lookbacks, previous_day, require_history
 from tracking_pipeline.defs.market.checks import price_check_results, PRICE_CHECKS
 from tracking_pipeline.defs.partitions import CLOSE_HOUR, NYSE_TIMEZONE
 from tracking_pipeline.defs.resources import LakeResource, TrackingSettings, WarehouseResource
@@ -59,8 +59,8 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, kinds=ctx.kinds,
-        pool="warehouse", metadata=table_spec_metadata("market_features"),
-        deps=[lookback(price_data, FEATURE_LOOKBACK), previous_day("market_features")],
+        pool="warehouse", metadata={**table_spec_metadata("market_features"), **lookbacks(price_data=FEATURE_LOOKBACK)},
+        deps=[price_data, previous_day("market_features")],
         description="One row per trading day for the market ticker: SMA 50/200, RSI 14, momentum 63/126, realized "
                     "volatility 21d, drawdown from peak, joined with the lake's features/* columns (vix_close, ...). "
                     "History before the partition is read from the warehouse.",

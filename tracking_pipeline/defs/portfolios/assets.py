@@ -9,7 +9,7 @@ from tracking_pipeline.analytics.nav import NavError
 from tracking_pipeline.analytics.overlays.registry import available_models, get_model
 from tracking_pipeline.defs.common import DefsContext, SINGLE_RUN, partition_window, preview, table_metadata, \
     table_spec_metadata, with_names
-from tracking_pipeline.defs.history import lookback, previous_day, require_history
+from tracking_pipeline.defs.history import lookbacks, previous_day, require_history
 from tracking_pipeline.defs.portfolios.checks import NAV_CHECKS, nav_check_results
 from tracking_pipeline.services.nav import PRICE_LOOKBACK_SESSIONS, compute_nav_range
 from tracking_pipeline.services.registry import register_portfolios
@@ -71,9 +71,10 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, pool="warehouse",
-        deps=[lookback("price_data", PRICE_LOOKBACK_SESSIONS), "portfolio_holdings", lookback("overlay_signals", 1),
-              previous_day("portfolio_daily_nav")],
-        check_specs=NAV_CHECKS, kinds=ctx.kinds, metadata=table_spec_metadata("portfolio_daily_nav"),
+        deps=["price_data", "portfolio_holdings", "overlay_signals", previous_day("portfolio_daily_nav")],
+        check_specs=NAV_CHECKS, kinds=ctx.kinds,
+        metadata={**table_spec_metadata("portfolio_daily_nav"),
+                  **lookbacks(price_data=PRICE_LOOKBACK_SESSIONS, overlay_signals=1)},
         description="Daily NAV of every active portfolio in every variant (raw, and each overlay it lists), per "
                     "CONTRACT §4. Path-dependent: a range continues from the stored NAV of the day before it. Fails "
                     "when no portfolio could be computed; one failing portfolio fails the ERROR check "

@@ -15,7 +15,7 @@ import pandas as pd
 
 from tracking_pipeline.defs.common import DefsContext, SINGLE_RUN, labelled_table_metadata, partition_window, \
     preview, table_metadata, table_spec_metadata
-from tracking_pipeline.defs.history import lookback, previous_day, require_history
+from tracking_pipeline.defs.history import lookbacks, previous_day, require_history
 from tracking_pipeline.services.nav import load_active_portfolios
 from tracking_pipeline.defs.resources import LakeResource, TrackingSettings, WarehouseResource
 from tracking_pipeline.defs.risk.checks import (
@@ -42,8 +42,8 @@ GROUP = "risk"
 def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, pool="warehouse",
-        deps=[lookback("price_data", BETA_WINDOW)], check_specs=BETA_CHECKS, kinds=ctx.kinds,
-        metadata=table_spec_metadata("position_market_betas"),
+        deps=["price_data"], check_specs=BETA_CHECKS, kinds=ctx.kinds,
+        metadata={**table_spec_metadata("position_market_betas"), **lookbacks(price_data=BETA_WINDOW)},
         description=f"Rolling {BETA_WINDOW}-day OLS of every ticker's daily returns on the market ticker's "
                     f"(method {BETA_METHOD}, CONTRACT §4): beta (capped to [-5, 5]), alpha, R^2, std error, p-value, "
                     "observations, is_significant (p < 0.10, seed 003); rows only with >= 30 paired observations. "
@@ -164,8 +164,9 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, pool="warehouse",
-        deps=[lookback("portfolio_daily_nav", ROLLING_LOOKBACK), lookback("price_data", ROLLING_LOOKBACK)],
-        check_specs=ROLLING_CHECKS, kinds=ctx.kinds, metadata=table_spec_metadata("portfolio_rolling_metrics"),
+        deps=["portfolio_daily_nav", "price_data"], check_specs=ROLLING_CHECKS, kinds=ctx.kinds,
+        metadata={**table_spec_metadata("portfolio_rolling_metrics"),
+                  **lookbacks(portfolio_daily_nav=ROLLING_LOOKBACK, price_data=ROLLING_LOOKBACK)},
         description=f"Rolling {' and '.join(map(str, ROLLING_WINDOWS))}-day Sharpe, Sortino, volatility, beta to the "
                     "benchmark and max drawdown of every active portfolio, variant and its benchmark (variant "
                     "'benchmark'), per trading day; NULL until a window is full. Equal to quantstats' rolling_sharpe / "
@@ -222,8 +223,9 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, pool="warehouse",
-        deps=[lookback("price_data", max(RETURN_HORIZONS.values())), previous_day("asset_performance_metrics")],
-        check_specs=METRIC_CHECKS, kinds=ctx.kinds, metadata=table_spec_metadata("asset_performance_metrics"),
+        deps=["price_data", previous_day("asset_performance_metrics")], check_specs=METRIC_CHECKS, kinds=ctx.kinds,
+        metadata={**table_spec_metadata("asset_performance_metrics"),
+                  **lookbacks(price_data=max(RETURN_HORIZONS.values()))},
         description="Per ticker and day: SMA 20/50/200, EMA 12/26, RSI 14, MACD and signal, Bollinger (20, 2), ATR 14, "
                     "stochastic %K/%D, OBV, returns 1m..5y, and 1-year volatility, beta and Sharpe (docs/risk.md). "
                     "Computed from the whole stored history, so a re-run equals a full backfill.",

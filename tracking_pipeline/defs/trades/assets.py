@@ -14,7 +14,7 @@ import pandas as pd
 from tracking_pipeline.analytics.strategy_metrics import ALL, top_performers
 from tracking_pipeline.defs.common import DefsContext, SINGLE_RUN, partition_window, preview, table_metadata, \
     table_spec_metadata
-from tracking_pipeline.defs.history import lookback, previous_day, require_history
+from tracking_pipeline.defs.history import lookbacks, previous_day, require_history
 from tracking_pipeline.defs.resources import LakeResource, WarehouseResource
 from tracking_pipeline.lake import Lake, LakeInputError
 from tracking_pipeline.lake.tables import priced_tickers
@@ -117,11 +117,11 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                                                   "mark_date", "mark_price", "profit_loss_pct"]], rows=50)),
             check_results=[_files_check("trade_files_valid", run, "trades")])
 
-    window_deps = [lookback(trade_tracking, WINDOW_HISTORY)]
+    windowed = lookbacks(trade_tracking=WINDOW_HISTORY)
 
     @dg.asset(
-        **daily, metadata=table_spec_metadata("strategy_metrics"),
-        deps=[*window_deps, previous_day("strategy_metrics")],
+        **daily, metadata={**table_spec_metadata("strategy_metrics"), **windowed},
+        deps=[trade_tracking, previous_day("strategy_metrics")],
         description="Seed 001's strategy metrics per strategy x stock type (and per strategy and overall, labelled "
                     f"'{ALL}') over the trailing 30, 90, 365 days and all time ending each session: trades, wins, "
                     "losses, win rate, average profit / winner / loser, total return, max drawdown, hold days, "
@@ -143,7 +143,8 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
             top_by_win_rate=preview(top_performers(rows, "win_rate", "all", min_trades=5)[["rank", *shown]])))
 
     @dg.asset(
-        **daily, metadata=table_spec_metadata("trade_outcomes"), deps=[*window_deps, previous_day("trade_outcomes")],
+        **daily, metadata={**table_spec_metadata("trade_outcomes"), **windowed},
+        deps=[trade_tracking, previous_day("trade_outcomes")],
         description="Seed 004's outcome monitoring over all trades per session and window: win rate, average "
                     "return, explosive growth rate, confidence accuracy, Brier score, market timing, the baseline "
                     "and the progress towards it, and the CRITICAL / WARNING / GOOD status (thresholds and baseline "
@@ -164,8 +165,8 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                                    "confidence_accuracy", "brier_score", "recovery_progress", "status"]])))
 
     @dg.asset(
-        **daily, metadata=table_spec_metadata("confidence_calibration"),
-        deps=[*window_deps, previous_day("confidence_calibration")],
+        **daily, metadata={**table_spec_metadata("confidence_calibration"), **windowed},
+        deps=[trade_tracking, previous_day("confidence_calibration")],
         description="Routing confidence against outcomes per session, window and band (>80%, 50-80%, <50%, all): "
                     "realised win rate vs mean confidence, seed 001's accuracy and the Brier score.",
     )
@@ -178,7 +179,8 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                 ["band", "trades", "win_rate", "mean_confidence", "accuracy", "brier_score"]])))
 
     @dg.asset(
-        **daily, metadata=table_spec_metadata("volume_spike_candidates"), deps=[lookback("price_data", SCAN_HISTORY)],
+        **daily, metadata={**table_spec_metadata("volume_spike_candidates"), **lookbacks(price_data=SCAN_HISTORY)},
+        deps=["price_data"],
         description="Seed 004's volume-spike scan: tickers whose volume is at least a multiple of their average "
                     "over the previous 20 sessions with a price inside a band (seed defaults 15x and $1-$8; the "
                     "lake's reference/trade_analytics.yaml overrides them), each with its similarity to the "
