@@ -7,7 +7,6 @@ the NAV chain over 2018-01-02..2019-06-27 and a metrics run, then the daily job 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import dagster as dg

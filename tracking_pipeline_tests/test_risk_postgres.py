@@ -3,6 +3,8 @@ pass, and stored numbers match independent references (statsmodels, hand-compute
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -37,8 +39,15 @@ def test_risk_tables_on_postgres(tmp_path, monkeypatch: pytest.MonkeyPatch, post
         assert not [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
     wh = open_warehouse(postgres_url)
     for table in ("position_market_betas", "portfolio_snapshots", "portfolio_stress_tests",
-                  "asset_performance_metrics", "asset_correlations"):
+                  "asset_performance_metrics", "asset_correlations", "portfolio_rolling_metrics", "rebalancing_events"):
         assert int(wh.scalar(f"SELECT COUNT(*) FROM {table}")) > 0, table
+    # issue 15 on PostgreSQL: JSON and boolean columns round-trip, no forecast of 0, events reproduce the targets
+    events = wh.read_table("rebalancing_events", "event_type IN ('initial', 'scheduled')")
+    assert len(events) > 0 and events["trades"].map(lambda v: len(json.loads(v)) > 0).all()
+    assert wh.scalar("SELECT COUNT(*) FROM portfolio_snapshots WHERE expected_volatility_21d <= 0") == 0
+    assert wh.scalar("SELECT COUNT(*) FROM position_market_betas WHERE is_significant <> (p_value < 0.10)") == 0
+    # the portfolios start in July 2018: by August no 63-return window is full, so every rolling figure is NULL
+    assert wh.scalar("SELECT COUNT(volatility_63) FROM portfolio_rolling_metrics") == 0
 
     long = pd.concat([pd.read_parquet(DEMO_LAKE / "prices" / f"{n}.parquet") for n in ("stocks", "etfs")])
     long["date"] = pd.to_datetime(long["date"])

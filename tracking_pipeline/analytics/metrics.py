@@ -43,7 +43,8 @@ Short periods (GIPS: returns of periods under a year are not annualised):
 A value that is otherwise undefined is null, never 0, inf or NaN:
 
 - zero dispersion (all values equal): sharpe (of ``r``), information_ratio (of
-  ``r - b``), beta, alpha and treynor (of ``b``); volatility/tracking_error are then exactly 0
+  ``r - b``), beta, alpha and treynor (of ``b``; treynor also of ``r``, whose covariance
+  is then 0); volatility/tracking_error are then exactly 0
 - no negative excess return: sortino; ``max_drawdown == 0``: calmar;
   every ``r == 0``: win_rate
 - ``b`` absent, or null/NaN on any day of the group: all five benchmark metrics

@@ -41,7 +41,6 @@ from tracking_pipeline.analytics.metrics import (
     METRIC_COLUMNS,
     OUTPUT_COLUMNS,
     PERIOD_TYPES,
-    RISK_METRICS,
     FORMULAS_ONLY,
     PeriodRules,
     assign_periods,
