@@ -60,11 +60,11 @@ class PostgresWarehouse(Warehouse):
             conn.close()
 
     def _insert(self, conn: Any, table: Table, frame: pd.DataFrame) -> None:
-        """COPY in slices of COPY_ROWS rows: the CSV text (a Python string per cell) stays bounded."""
+        """COPY in slices of COPY_ROWS rows (the CSV text of one slice at a time)."""
         cols = ", ".join(table.column_names)
         with conn.cursor() as cur:
             for first in range(0, len(frame), COPY_ROWS):
-                buffer = io.StringIO(_copy_csv(table, frame.iloc[first:first + COPY_ROWS]))
+                buffer = io.BytesIO(_copy_csv(table, frame.iloc[first:first + COPY_ROWS]))
                 cur.copy_expert(f"COPY {table.name} ({cols}) FROM STDIN WITH (FORMAT csv)", buffer)
 
     def _fetch_arrow(self, conn: Any, sql: str, params: Sequence[Any]) -> pa.Table:
@@ -117,36 +117,33 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-def _copy_csv(table: Table, frame: pd.DataFrame) -> str:
-    """COPY ... CSV text for a conformed frame, built column by column.
+def _copy_csv(table: Table, frame: pd.DataFrame) -> bytes:
+    """COPY ... CSV bytes for a conformed frame, written by Arrow's CSV writer (no Python string per cell).
 
-    NULL is the unquoted empty field and every text value is quoted, so no string (not even '' or '\\N') can be
-    read back as NULL; numbers are written in their shortest exact form (floats round-trip bit for bit)."""
+    NULL is the unquoted empty field and every other value is quoted, so no string (not even '' or '\\N') can be
+    read back as NULL; floats are written in their shortest exact form (they round-trip bit for bit)."""
     if frame.empty:
-        return ""
-    fields = [_csv_field(frame[name], kind) for name, kind in table.columns]
-    line = fields[0]
-    for field in fields[1:]:
-        line = line + "," + field
-    return "\n".join(line.tolist()) + "\n"
+        return b""
+    columns = pa.table([_arrow_field(frame[name], kind) for name, kind in table.columns], names=table.column_names)
+    sink = io.BytesIO()
+    pacsv.write_csv(columns, sink, pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
+    return sink.getvalue()
 
 
-def _csv_field(values: pd.Series, kind: str) -> pd.Series:
-    values = values.reset_index(drop=True)
+def _arrow_field(values: pd.Series, kind: str) -> pa.Array:
     null = values.isna().to_numpy()
-    present = values[~null]
     if kind == FLOAT:
-        text = pd.Series(np.asarray(present, dtype="float64").astype(str), index=present.index)
-    elif kind in (INT, BIGINT):
-        text = present.astype("int64").astype(str)
-    elif kind == BOOL:
-        text = present.map(lambda v: "t" if bool(v) else "f")
-    elif kind == DATE:
-        text = pd.to_datetime(present).dt.strftime("%Y-%m-%d")
-    elif kind == TIMESTAMP:
-        text = pd.to_datetime(present).dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-    else:
-        text = '"' + present.astype(str).str.replace('"', '""', regex=False) + '"'
-    out = pd.Series("", index=values.index, dtype=object)
-    out[~null] = text.astype(object)
-    return out
+        return pa.array(values.to_numpy(dtype="float64", na_value=np.nan), mask=null)
+    if kind in (INT, BIGINT):
+        return pa.array(pd.array(values.to_numpy(dtype=object), dtype="Int64"))  # exact for 62-bit ids
+    if kind == BOOL:
+        return pa.array([None if n else bool(v) for v, n in zip(values.tolist(), null)], pa.bool_())
+    if kind == DATE:
+        return pa.array(pd.to_datetime(values).to_numpy(dtype="datetime64[D]"), mask=null).cast(pa.date32())
+    if kind == TIMESTAMP:
+        return pa.array(pd.to_datetime(values).to_numpy(dtype="datetime64[us]"), mask=null)
+    objects = values.to_numpy(dtype=object)
+    try:
+        return pa.array(objects, pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str: each value's str(), as the text it stands for
+        return pa.array([None if n else str(v) for v, n in zip(objects, null)], pa.string())
