@@ -36,9 +36,26 @@ class DefsContext:
         return {self.settings.warehouse_kind}
 
 
+COLUMN_LABELS: dict[str, str] = {
+    "hhi": "Herfindahl-Hirschman index of the position weights on a 0-10,000 scale: sum of squared weights x 10,000 "
+           "(10,000 = one position; 1,000 = ten equal positions; under 1,500 is usually read as diversified)",
+    "effective_num_positions": "10,000 / HHI: the number of equal positions with the same concentration",
+    "equity_allocation": "Share of the portfolio's target basket held (every position of the basket, bonds and "
+                         "other ETFs included, not only stocks); the rest, cash_allocation, is cash at the risk-free "
+                         "rate. 1 for the raw variant; an overlay lowers it",
+    "risk_level": "Seed 003's band of the realized 63-day volatility: Very Low < 15%, Low < 25%, Moderate < 35%, "
+                  "High < 50%, else Very High",
+    "expected_volatility_filtered": "True when the HAR forecast was not positive or above the largest target of its "
+                                    "fitting sample and was replaced by the sample's mean (insanity filter)",
+}
+"""What a column means, for readers of the UI who have not read the docs (shown as the column's description)."""
+
+
 def table_spec_metadata(table: str) -> dict[str, object]:
-    """Definition metadata of an asset stored as a warehouse table: its columns from the one schema declaration."""
-    columns = [dg.TableColumn(name, COLUMN_TYPES[kind], description="key" if name in TABLES[table].key else None)
+    """Definition metadata of an asset stored as a warehouse table: its columns from the one schema declaration,
+    described by `COLUMN_LABELS` where a column needs words (key columns say so)."""
+    columns = [dg.TableColumn(name, COLUMN_TYPES[kind],
+                              description=COLUMN_LABELS.get(name, "key" if name in TABLES[table].key else None))
                for name, kind in TABLES[table].columns]
     return {"dagster/column_schema": dg.TableSchema(columns=columns), "dagster/table_name": table}
 
@@ -89,27 +106,3 @@ def with_names(wh: Warehouse, frame: pd.DataFrame) -> pd.DataFrame:
 
 def iso(day: dt.date | pd.Timestamp) -> str:
     return pd.Timestamp(day).date().isoformat()
-
-
-COLUMN_LABELS: dict[str, str] = {
-    "hhi": "Herfindahl-Hirschman index of the position weights on a 0-10,000 scale: sum of squared weights x 10,000 "
-           "(10,000 = one position; 1,000 = ten equal positions; under 1,500 is usually read as diversified)",
-    "effective_num_positions": "10,000 / HHI: the number of equal positions with the same concentration",
-    "equity_allocation": "Share of the portfolio's target basket held (every position of the basket, bonds and "
-                         "other ETFs included, not only stocks); the rest, cash_allocation, is cash at the risk-free "
-                         "rate. 1 for the raw variant; an overlay lowers it",
-    "risk_level": "Seed 003's band of the realized 63-day volatility: Very Low < 15%, Low < 25%, Moderate < 35%, "
-                  "High < 50%, else Very High",
-    "expected_volatility_filtered": "True when the HAR forecast was not positive or above the largest target of its "
-                                    "fitting sample and was replaced by the sample's mean (insanity filter)",
-}
-"""What a column means, for readers of the UI who have not read the docs (shown as the column's description)."""
-
-
-def labelled_table_metadata(table: str) -> dict[str, object]:
-    """`table_spec_metadata` with the `COLUMN_LABELS` description on the table's columns that have one."""
-    meta = table_spec_metadata(table)
-    schema = meta["dagster/column_schema"]
-    columns = [dg.TableColumn(c.name, c.type, description=COLUMN_LABELS.get(c.name, c.description))
-               for c in schema.columns]
-    return {**meta, "dagster/column_schema": dg.TableSchema(columns=columns)}

@@ -13,7 +13,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 import pandas as pd
 
-from tracking_pipeline.defs.common import DefsContext, SINGLE_RUN, labelled_table_metadata, partition_window, \
+from tracking_pipeline.defs.common import DefsContext, SINGLE_RUN, partition_window, \
     preview, table_metadata, table_spec_metadata
 from tracking_pipeline.defs.history import lookbacks, previous_day, require_history
 from tracking_pipeline.services.nav import load_active_portfolios
@@ -75,7 +75,7 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP, partitions_def=ctx.partitions, backfill_policy=SINGLE_RUN, pool="warehouse",
         deps=[position_market_betas, "portfolio_daily_nav"], check_specs=SNAPSHOT_CHECKS, kinds=ctx.kinds,
-        metadata=labelled_table_metadata("portfolio_snapshots"),
+        metadata=table_spec_metadata("portfolio_snapshots"),
         description="Daily risk snapshot of every active portfolio (raw variant, CONTRACT §4): weighted and direct "
                     "market beta, sector exposure vs the benchmark with positions per sector and the largest over- "
                     "and underweight, unclassified tickers, HHI (0-10,000) / effective N / top-3 / top-10 with their "
