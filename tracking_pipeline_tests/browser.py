@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -77,6 +78,8 @@ class Browser:
             line = self.proc.stderr.readline()
             found = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
             if found:
+                # Keep reading Chromium's log so a full pipe never blocks it.
+                threading.Thread(target=self.proc.stderr.read, daemon=True).start()
                 return int(found.group(1))
             if not line and self.proc.poll() is not None:
                 break

@@ -25,7 +25,7 @@ from tracking_pipeline_tests.helpers import (
 START, END = "2018-06-25", "2018-08-31"
 SUB_RANGES = [("2018-06-25", "2018-07-16"), ("2018-07-17", "2018-08-06"), ("2018-08-07", "2018-08-31")]
 REPO = Path(__file__).resolve().parent.parent
-RUN_TIMEOUT_S = 600
+RUN_TIMEOUT_S = 900
 
 
 @pytest.fixture(autouse=True)
@@ -34,22 +34,33 @@ def history_from_start(tracking_env, monkeypatch):
     monkeypatch.setenv("TRACKING_PARTITIONS_START", START)
 
 
-def _launch_daily_runs(ranges: list[tuple[str, str]]) -> list[subprocess.Popen]:
-    """One `dagster job execute` process per range, started together (instance and warehouse from the env)."""
+def _launch_daily_runs(ranges: list[tuple[str, str]], logs: Path) -> list[tuple[subprocess.Popen, Path]]:
+    """One `dagster job execute` process per range, started together (instance and warehouse from the env), each
+    writing its output to a file: a pipe read only at the end fills up, and a step blocked writing its log holds
+    its warehouse pool slot, so the other runs could never finish."""
     procs = []
     for lo, hi in ranges:
         tags = json.dumps({RANGE_START_TAG: lo, RANGE_END_TAG: hi})
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "dagster", "job", "execute", "-m", "tracking_pipeline.definitions",
-             "-j", "daily_assets_job", "--tags", tags],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        log = logs / f"run_{lo}_{hi}.log"
+        with log.open("w") as out:
+            procs.append((subprocess.Popen(
+                [sys.executable, "-m", "dagster", "job", "execute", "-m", "tracking_pipeline.definitions",
+                 "-j", "daily_assets_job", "--tags", tags],
+                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True), log))
     return procs
 
 
-def _wait_all(procs: list[subprocess.Popen]) -> list[str]:
+def _wait_all(procs: list[tuple[subprocess.Popen, Path]]) -> list[str]:
     outputs = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    for proc, log in procs:
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 1))
+        except subprocess.TimeoutExpired:
+            for other, _ in procs:
+                other.kill()
+            raise AssertionError(f"the runs did not finish in {RUN_TIMEOUT_S}s; {log}:\n{log.read_text()[-4000:]}")
+        out = log.read_text()
         assert proc.returncode == 0, out[-4000:]
         outputs.append(out)
     return outputs
@@ -92,7 +103,7 @@ def test_concurrent_runs_on_postgres_lose_no_row(tracking_env, postgres_url, pos
 
     t0 = time.monotonic()
     with _gate(postgres_url, len(SUB_RANGES)):  # all three runs are inside their first write at once
-        procs = _launch_daily_runs(SUB_RANGES)
+        procs = _launch_daily_runs(SUB_RANGES, tracking_env.root)
     _wait_all(procs)
     elapsed = time.monotonic() - t0
     counts = assert_same_tables(table_snapshot(wh), reference, tol=1e-12)
@@ -127,7 +138,7 @@ def test_concurrent_runs_on_duckdb_are_serialised(tracking_env, monkeypatch):
         wh = tracking_env.warehouse_handle()
         reference = table_snapshot(wh)
         t0 = time.monotonic()
-        outputs = _wait_all(_launch_daily_runs(SUB_RANGES))
+        outputs = _wait_all(_launch_daily_runs(SUB_RANGES, tracking_env.root))
         elapsed = time.monotonic() - t0
         runs = instance.get_runs(filters=dg.RunsFilter(job_name="daily_assets_job"))
         assert sum(r.status == dg.DagsterRunStatus.SUCCESS for r in runs) == len(SUB_RANGES) + 1
