@@ -93,7 +93,7 @@ _MATERIALIZED: dict[tuple[str, dg.AssetKey], frozenset[str]] = {}
 def _materialized(context: AssetExecutionContext, key: dg.AssetKey) -> frozenset[str]:
     """The materialized partitions of an upstream `key`, read once per run: the steps that ask for it all run
     after the one step of the run that writes it (the asset's own days are read afresh: its step writes them)."""
-    cache_key = (context.run_id, key)
+    cache_key = (context.run.run_id, key)
     if cache_key not in _MATERIALIZED:
         if len(_MATERIALIZED) > MEMO_SIZE:
             _MATERIALIZED.clear()
