@@ -39,7 +39,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from tracking_pipeline.trading_calendar import nyse_sessions  # noqa: E402
 
-DEFAULT_SOURCE = REPO_ROOT / ".." / "shared" / "data"
+SOURCE_CANDIDATES = [REPO_ROOT / ".." / "shared" / "data", Path("/work/shared/data")]
+"""The shared real data beside the repository, or at the workplace's fixed path (a clone elsewhere, as in CI)."""
+DEFAULT_SOURCE = next((p for p in SOURCE_CANDIDATES if (p / "stocks_daily.csv.gz").is_file()), SOURCE_CANDIDATES[0])
 BASE = {"tickers": 2000, "years": 20, "portfolios": 200}
 END = "2025-12-31"
 HOLDINGS = 30
@@ -253,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     tickers = args.tickers or max(round(BASE["tickers"] * args.scale), 2)
     portfolios = args.portfolios or max(round(BASE["portfolios"] * args.scale), 1)
     if not (args.source / "stocks_daily.csv.gz").is_file():
-        parser.error(f"no stocks_daily.csv.gz under {args.source} (the shared real data; see --source)")
+        looked = ", ".join(map(str, SOURCE_CANDIDATES))
+        parser.error(f"no stocks_daily.csv.gz under {args.source} (the shared real data, looked for in {looked}; "
+                     "see --source)")
     t0 = time.perf_counter()
     counts = build(args.out, args.source, tickers, args.years, portfolios, args.seed, args.trades_per_ticker_year)
     print(f"scale lake {args.out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
