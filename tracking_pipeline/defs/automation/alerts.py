@@ -79,10 +79,11 @@ def post_alert(alert: dict, url: str, log) -> bool:  # noqa: ANN001 - dagster lo
     return True
 
 
-def record_alert(alert: dict, warehouse: WarehouseResource, log) -> None:  # noqa: ANN001 - dagster logger
-    """Store the alert (replacing a row with the same id), log it as an error, POST it when a webhook is set."""
-    log.error(f"ALERT {alert['job_name']} run {alert['run_id']} at {alert['step_key'] or '(no step)'}: "
-              f"{alert['error']}")
+def record_alert(alert: dict, warehouse: WarehouseResource, log, warning: bool = False) -> None:  # noqa: ANN001
+    """Store the alert (replacing a row with the same id), log it (as an error, or as a warning for a strategy in
+    WARNING status), POST it when a webhook is set."""
+    (log.warning if warning else log.error)(
+        f"ALERT {alert['job_name']} run {alert['run_id']} at {alert['step_key'] or '(no step)'}: {alert['error']}")
     row = pd.DataFrame([{**alert, "created_at": pd.Timestamp(alert["created_at"])}])
     warehouse.get().replace(Write("alerts", row, {"alert_id": [alert["alert_id"]]}))
     url = os.environ.get(WEBHOOK_ENV, "").strip()

@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext
 from dagster_aws.s3 import S3Resource
 import pandas as pd
 
+from tracking_pipeline.analytics.outcomes import WARNING
 from tracking_pipeline.defs.automation.alerts import record_alert
 from tracking_pipeline.defs.common import DefsContext, preview
 from tracking_pipeline.defs.monitoring.health import asset_graph, collect_health
@@ -90,7 +91,7 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                               "run_id": context.run.run_id, "job_name": context.job_name, "step_key": "daily_report",
                               "error": f"{alert['status']} {alert['strategy']} / {alert['stock_type']} "
                                        f"({config.status_period}, {alert['total_trades']} trades): {alert['reasons']}"},
-                             warehouse, context.log)
+                             warehouse, context.log, warning=alert["status"] == WARNING)
         html = render_daily_report(data)
         client = s3.get_client() if tracking.reports.startswith("s3://") else None
         location = write_report(tracking.reports, f"daily/{data['day']}.html", html, client)
