@@ -187,8 +187,7 @@ def celery_backfill(lake: Path, days: tuple[str, str, str], chunk: int, workers:
     root.mkdir()
     with postgres_database() as instance_url, postgres_database() as warehouse_url:
         home = dagster_home(root, instance_url)
-        env = _env(lake, root, home, warehouse_url, TRACKING_EXECUTOR="celery", TRACKING_CELERY_BROKER=REDIS_URL,
-                   DAGSTER_EVENT_BATCH_SIZE="1000")  # the workers store the steps' events: batched, as the CLI
+        env = _env(lake, root, home, warehouse_url, TRACKING_EXECUTOR="celery", TRACKING_CELERY_BROKER=REDIS_URL)
         procs = [subprocess.Popen([PYTHON, "-m", "celery", "-A", "tracking_pipeline.celery_app", "worker", "-Q",
                                    "dagster", "--concurrency", "1", "--prefetch-multiplier", "1", "-n",
                                    f"bench{i}@%h", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],

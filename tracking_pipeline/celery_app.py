@@ -9,8 +9,9 @@ from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_task
 
-from tracking_pipeline.defs.executors import celery_urls
+from tracking_pipeline.defs.executors import batch_events, celery_urls
 
+batch_events()
 _broker, _backend = celery_urls()
 app = make_app(CeleryExecutor.for_cli(broker=_broker, backend=_backend).app_args())
 execute_plan = create_task(app)

@@ -151,8 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("summary", help="print the warehouse location and a line per portfolio")
     args = parser.parse_args(argv)
     os.environ.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
-    # Batched event writes: a range run records one event per partition per asset.
-    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    from tracking_pipeline.defs.executors import batch_events
+
+    batch_events()
     os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
     if args.command == "backfill":
         for value in (args.start, args.end):

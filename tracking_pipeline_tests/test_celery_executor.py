@@ -127,7 +127,7 @@ def test_backfill_on_celery_workers_equals_in_process(tmp_path, s3_server, redis
         in_process_s = time.monotonic() - t0
 
         distributed = _env(tmp_path, "celery", celery_wh, celery_inst, TRACKING_EXECUTOR="celery",
-                           TRACKING_CELERY_BROKER=redis_url, DAGSTER_EVENT_BATCH_SIZE="1000")
+                           TRACKING_CELERY_BROKER=redis_url)
         workers = _start_workers(distributed, tmp_path, 2)
         try:
             t0 = time.monotonic()
