@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from tracking_pipeline.services.nav import load_active_portfolios
-from tracking_pipeline.services.market_risk import compute_correlations
+from tracking_pipeline.services.market_risk import compute_correlations, refresh_correlations
 from tracking_pipeline.warehouse import Write
 from tracking_pipeline_tests.helpers import QUIET, run_assets, run_job
 
@@ -88,6 +88,18 @@ def test_only_changed_dates_are_rewritten(tracking_env):
     written, repaired = refresh(tracking_env)
     assert written == 1
     pd.testing.assert_frame_equal(repaired, restated)
+
+    # a first run stopped after its first batch (one date a batch here): the next run does only the rest
+    with tracking_env.warehouse_handle().session() as wh:
+        wh.replace(Write("input_fingerprints", pd.DataFrame(), {"asset": ["asset_correlations"]}))
+        end = pd.Timestamp(wh.scalar("SELECT MAX(trade_date) FROM price_data"))
+        batches = refresh_correlations(wh, load_active_portfolios(wh, end), batch_dates=1)
+        first_batch = next(batches)
+        wh.replace(*first_batch.writes)
+    assert first_batch.dates == [pd.Timestamp("2018-07-31").date()]
+    written, resumed = refresh(tracking_env)
+    assert written == 3
+    pd.testing.assert_frame_equal(resumed, restated)
 
 
 STRESS_KEY = ["portfolio_id", "snapshot_date", "scenario"]

@@ -26,36 +26,38 @@ def pearson_p_value(r: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(r) & (n >= 3), np.where(np.abs(r) >= 1.0, 0.0, p), np.nan)
 
 
-def pair_statistics(x: np.ndarray, min_obs: int = 3) -> tuple[np.ndarray, ...]:
-    """Pearson r, p-value and pair count of every column pair (a < b) of ``x`` (rows x columns, NaN = missing).
+_CHUNK_CELLS = 1 << 22
+"""Rows x pairs gathered at once by :func:`pair_statistics` (bounds memory: ~32 MB per gathered array)."""
 
-    Returns ``(a, b, r, p, n)`` arrays over the upper-triangle pairs; each pair uses its pairwise-complete rows,
-    and r/p are NaN below ``max(min_obs, 3)`` pairs or for a constant series. Vectorised as masked matrix
-    products (centred per column first for precision).
+
+def pair_statistics(x: np.ndarray, min_obs: int = 3, a: np.ndarray | None = None,
+                    b: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Pearson r, p-value and pair count of column pairs ``(a[i], b[i])`` of ``x`` (rows x columns, NaN = missing).
+
+    Without ``a``/``b``: every upper-triangle pair (a < b). Returns ``(a, b, r, p, n)``; each pair uses its
+    pairwise-complete rows (centred on their own means, as ``scipy.stats.pearsonr``), and r/p are NaN below
+    ``max(min_obs, 3)`` pairs or for a constant series. Vectorised over pairs in bounded chunks, so the cost is
+    rows x pairs asked for, not the square of the columns.
     """
-    k = x.shape[1]
-    mask = np.isfinite(x)
-    m = mask.astype(float)
-    with np.errstate(invalid="ignore"):
-        centre = np.nanmean(np.where(mask, x, np.nan), axis=0) if mask.any() else np.zeros(k)
-    centre = np.nan_to_num(centre)
-    xc = np.where(mask, x - centre, 0.0)
-
-    n = m.T @ m  # n[a, b] = pairs where both valid
-    sa = xc.T @ m  # sa[a, b] = sum of a over rows where b valid (a valid implied by zeros)
-    saa = (xc * xc).T @ m
-    sab = xc.T @ xc
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cov = sab - sa * sa.T / n
-        var_a = saa - sa * sa / n
-        var_b = var_a.T
-        r = cov / np.sqrt(var_a * var_b)
-    r = np.clip(r, -1.0, 1.0)
-    iu, ju = np.triu_indices(k, k=1)
-    n_pairs = n[iu, ju]
-    bad = (n_pairs < max(min_obs, 3)) | ~(var_a[iu, ju] > 0) | ~(var_b[iu, ju] > 0)
-    r_pairs = np.where(bad, np.nan, r[iu, ju])
-    return iu, ju, r_pairs, pearson_p_value(r_pairs, n_pairs), n_pairs.astype("int64")
+    if a is None or b is None:
+        a, b = np.triu_indices(x.shape[1], k=1)
+    a, b = np.asarray(a, dtype=np.intp), np.asarray(b, dtype=np.intp)
+    r = np.full(len(a), np.nan)
+    n = np.zeros(len(a), dtype="int64")
+    step = max(_CHUNK_CELLS // max(x.shape[0], 1), 1)
+    for lo in range(0, len(a), step):
+        xa, xb = x[:, a[lo:lo + step]], x[:, b[lo:lo + step]]
+        both = np.isfinite(xa) & np.isfinite(xb)
+        count = both.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            da = np.where(both, xa - np.where(both, xa, 0.0).sum(axis=0) / count, 0.0)
+            db = np.where(both, xb - np.where(both, xb, 0.0).sum(axis=0) / count, 0.0)
+            var_a, var_b = (da * da).sum(axis=0), (db * db).sum(axis=0)
+            rho = np.clip((da * db).sum(axis=0) / np.sqrt(var_a * var_b), -1.0, 1.0)
+        ok = (count >= max(min_obs, 3)) & (var_a > 0) & (var_b > 0)
+        r[lo:lo + step] = np.where(ok, rho, np.nan)
+        n[lo:lo + step] = count
+    return a, b, r, pearson_p_value(r, n), n
 
 
 def pairwise_correlations(

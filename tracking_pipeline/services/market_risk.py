@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,7 @@ from tracking_pipeline.analytics.indicators import (
     stochastic,
 )
 from tracking_pipeline.trading_calendar import sessions_before
-from tracking_pipeline.services.fingerprints import Key, digest, plan_refresh, refresh_writes
+from tracking_pipeline.services.fingerprints import Key, RefreshPlan, digest, plan_refresh, refresh_writes
 from tracking_pipeline.services.nav import Portfolio
 from tracking_pipeline.trading_calendar import month_ends, sessions_between
 from tracking_pipeline.warehouse import Warehouse, Write
@@ -150,76 +150,92 @@ def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
     return pd.DataFrame(out)
 
 
-def held_tickers_on(portfolios: Iterable[Portfolio], day: pd.Timestamp) -> list[str]:
-    """Tickers with a positive target weight in force on `day` in any portfolio started by then."""
-    held: set[str] = set()
+def weights_in_force(p: Portfolio, day: pd.Timestamp) -> dict[str, float]:
+    """The target weights of `p` in force on `day` (its last rebalance on or before it; empty before its start)."""
+    in_force = [w for d, w in p.schedule if d <= day]
+    return in_force[-1] if p.start <= day and in_force else {}
+
+
+def co_held_pairs(portfolios: Iterable[Portfolio], day: pd.Timestamp,
+                  columns: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Column positions (a, b), a < b, of every ticker pair held together (positive target weight) on `day` by at
+    least one portfolio: the pairs whose co-movement a book's risk depends on. Linear in books, not the square of
+    the universe."""
+    codes = []
+    width = len(columns)
     for p in portfolios:
-        if p.start > day:
-            continue
-        in_force = [w for d, w in p.schedule if d <= day][-1]
-        held.update(t for t, w in in_force.items() if w > 0)
-    return sorted(held)
+        cols = np.unique(np.array([columns[t] for t, w in weights_in_force(p, day).items()
+                                   if w > 0 and t in columns], dtype=np.intp))
+        a, b = np.triu_indices(len(cols), k=1)
+        codes.append(cols[a] * width + cols[b])
+    pairs = np.unique(np.concatenate(codes)) if codes else np.array([], dtype=np.intp)
+    return pairs // max(width, 1), pairs % max(width, 1)
 
 
 @dataclass(frozen=True)
 class CorrelationInputs:
-    """What `asset_correlations` is computed from: daily returns (sessions x tickers) and, per calc date, the
-    row just after the date and the column positions of the tickers then held (at least two)."""
+    """What `asset_correlations` is computed from: daily returns (sessions x tickers, columns in ticker order) and,
+    per calc date, the row just after the date and the column positions (a, b) of the pairs then held together."""
 
     returns: np.ndarray
     names: np.ndarray
-    held: dict[pd.Timestamp, tuple[int, np.ndarray]]
+    held: dict[pd.Timestamp, tuple[int, np.ndarray, np.ndarray]]
 
 
 def correlation_inputs(wh: Warehouse, portfolios: list[Portfolio]) -> CorrelationInputs | None:
-    """Returns of every ticker the portfolios ever hold, and the held columns on each month end and the last
-    priced day from the first portfolio start (dates holding fewer than two priced tickers are left out)."""
+    """Returns of every ticker the portfolios ever hold, and the co-held pairs on each month end and the last
+    priced day from the first portfolio start (dates without a pair of priced co-held tickers are left out)."""
     tickers = sorted({t for p in portfolios for _, w in p.schedule for t in w})
     end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
     if not tickers or end is None:
         return None
     px = price_frames(wh, None, pd.Timestamp(end), tickers)["adj_close"]
+    px = px[sorted(px.columns)]
     returns = simple_returns(px)
     columns = {t: i for i, t in enumerate(returns.columns)}
     priced_days = px.index[px.notna().any(axis=1)]
     first_start = min(p.start for p in portfolios)
     held = {}
     for day in month_ends(priced_days[priced_days >= first_start]):
-        cols = np.array([columns[t] for t in held_tickers_on(portfolios, day) if t in columns], dtype=int)
-        if len(cols) >= 2:
-            held[day] = (returns.index.get_loc(day) + 1, cols)
+        a, b = co_held_pairs(portfolios, day, columns)
+        if len(a):
+            held[day] = (returns.index.get_loc(day) + 1, a, b)
     return CorrelationInputs(returns.to_numpy(float), np.asarray(list(returns.columns), dtype=object), held)
 
 
-CORRELATION_VERSION = "pearson-pairwise-v1"
+CORRELATION_VERSION = "pearson-co-held-v2"
 """Part of every input fingerprint: change it when the computation changes, so every date is recomputed."""
 
 
 def correlation_fingerprints(inputs: CorrelationInputs | None,
                              windows: Sequence[int] = CORRELATION_WINDOWS) -> dict[Key, str]:
-    """Per calc date (part ''), a hash of everything its rows depend on: the held tickers, their returns over the
-    longest window up to the date (NaN included) and the windows."""
+    """Per calc date (part ''), a hash of everything its rows depend on: the co-held pairs, their tickers'
+    returns over the longest window up to the date (NaN included) and the windows."""
     if inputs is None:
         return {}
     longest = max(windows)
-    return {("", day): digest(CORRELATION_VERSION, list(windows), "|".join(inputs.names[cols]),
-                              inputs.returns[max(row - longest, 0):row, cols])
-            for day, (row, cols) in inputs.held.items()}
+    fingerprints = {}
+    for day, (row, a, b) in inputs.held.items():
+        cols = np.union1d(a, b)
+        fingerprints[("", day)] = digest(CORRELATION_VERSION, list(windows), "|".join(inputs.names[cols]),
+                                         np.searchsorted(cols, a) * len(cols) + np.searchsorted(cols, b),
+                                         inputs.returns[max(row - longest, 0):row, cols])
+    return fingerprints
 
 
 def correlation_rows(inputs: CorrelationInputs | None, dates: Iterable[pd.Timestamp],
                      windows: Sequence[int] = CORRELATION_WINDOWS) -> pd.DataFrame:
-    """`asset_correlations` rows of `dates` (calc dates of `inputs`; None only with no dates): every held pair
+    """`asset_correlations` rows of `dates` (calc dates of `inputs`; None only with no dates): every co-held pair
     and window with paired returns on at least 80% of the window's sessions."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("calc_date", "window_days", "ticker_a", "ticker_b",
                                                           "correlation", "p_value", "observations")}
     for day in sorted(dates):
-        row, held = inputs.held[day]  # type: ignore[union-attr]
+        row, pair_a, pair_b = inputs.held[day]  # type: ignore[union-attr]
         for window in windows:
-            a, b, r, p, n = pair_statistics(inputs.returns[max(row - window, 0):row, held],
-                                            correlation_min_obs(window))
+            a, b, r, p, n = pair_statistics(inputs.returns[max(row - window, 0):row], correlation_min_obs(window),
+                                            pair_a, pair_b)
             ok = np.isfinite(r)
-            for key, value in (("ticker_a", inputs.names[held[a[ok]]]), ("ticker_b", inputs.names[held[b[ok]]]),
+            for key, value in (("ticker_a", inputs.names[a[ok]]), ("ticker_b", inputs.names[b[ok]]),
                                ("correlation", r[ok]), ("p_value", p[ok]), ("observations", n[ok]),
                                ("calc_date", np.full(int(ok.sum()), day.to_datetime64())),
                                ("window_days", np.full(int(ok.sum()), window))):
@@ -232,31 +248,41 @@ def correlation_rows(inputs: CorrelationInputs | None, dates: Iterable[pd.Timest
 def compute_correlations(wh: Warehouse, portfolios: list[Portfolio],
                          windows: Sequence[int] = CORRELATION_WINDOWS) -> pd.DataFrame:
     """`asset_correlations` rows of every calc date: on every month end and the last priced day, the pairwise
-    correlations (with p-values) of the daily returns of the tickers then held by active portfolios, over each
-    window (what a full rewrite would store)."""
+    correlations (with p-values) of the daily returns of every pair of tickers then held together by an active
+    portfolio, over each window (what a full rewrite would store)."""
     inputs = correlation_inputs(wh, portfolios)
     if inputs is None:
         return pd.DataFrame()
     return correlation_rows(inputs, inputs.held, windows)
 
 
+CORRELATION_BATCH_DATES = 12
+"""Calc dates computed and written per transaction: bounds memory (about 2.6 million rows a batch with 200 books of
+30 stocks) while every batch stays whole (its rows and fingerprints in one transaction)."""
+
+
 @dataclass(frozen=True)
 class CorrelationRefresh:
-    """A run's work: the calc dates rewritten (recomputed or gone), the new rows and the writes for both tables."""
+    """One batch of a run's work: the calc dates rewritten (recomputed or gone), the new rows and the writes for
+    both tables (one transaction)."""
 
     dates: list[dt.date]
     rows: pd.DataFrame
     writes: list[Write]
 
 
-def refresh_correlations(wh: Warehouse, portfolios: list[Portfolio],
-                         windows: Sequence[int] = CORRELATION_WINDOWS) -> CorrelationRefresh:
-    """Compute only the calc dates whose inputs changed since they were stored (`services/fingerprints.py`): a
-    nightly run computes one date, while a restated price or changed holding in any look-back still recomputes
-    every date whose windows see it."""
+def refresh_correlations(wh: Warehouse, portfolios: list[Portfolio], windows: Sequence[int] = CORRELATION_WINDOWS,
+                         batch_dates: int = CORRELATION_BATCH_DATES) -> Iterator[CorrelationRefresh]:
+    """Compute only the calc dates whose inputs changed since they were stored (`services/fingerprints.py`), in
+    batches of `batch_dates` dates, each to be written before the next is computed: a nightly run computes one
+    date, while a restated price or changed holding in any look-back still recomputes every date whose windows see
+    it. A run stopped between batches leaves the later dates with their old fingerprints, so the next run redoes
+    exactly those."""
     inputs = correlation_inputs(wh, portfolios)
     current = correlation_fingerprints(inputs, windows)
     plan = plan_refresh(wh, CORRELATIONS, CORRELATIONS, "calc_date", current)
-    rows = correlation_rows(inputs, [day for _, day in plan.todo], windows)
-    dates = [day.date() for day in plan.dates_by_part().get("", [])]
-    return CorrelationRefresh(dates, rows, refresh_writes(plan, CORRELATIONS, "calc_date", rows, current))
+    for i in range(0, max(len(plan.todo), 1), batch_dates):
+        batch = RefreshPlan(plan.asset, plan.todo[i:i + batch_dates], plan.stale if i == 0 else [])
+        rows = correlation_rows(inputs, [day for _, day in batch.todo], windows)
+        dates = [day.date() for day in batch.dates_by_part().get("", [])]
+        yield CorrelationRefresh(dates, rows, refresh_writes(batch, CORRELATIONS, "calc_date", rows, current))

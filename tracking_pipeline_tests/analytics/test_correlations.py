@@ -68,3 +68,22 @@ def test_p_value_formula_and_rolling() -> None:
     rc = rolling_correlation(df["A"], df["C"], 20)
     assert rc.iloc[:19].isna().all()
     assert rc.iloc[100] == pytest.approx(np.corrcoef(df["A"].iloc[81:101], df["C"].iloc[81:101])[0, 1])
+
+
+def test_selected_pairs_in_chunks_equal_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the pairs asked for, in the order asked, computed in chunks smaller than the pair list."""
+    import tracking_pipeline.analytics.correlations as corr
+
+    df = _returns()
+    x = df.to_numpy(float)
+    a, b = np.array([3, 0, 1, 0]), np.array([2, 1, 3, 3])
+    monkeypatch.setattr(corr, "_CHUNK_CELLS", 2 * len(df))  # two pairs per chunk
+    got_a, got_b, r, p, n = corr.pair_statistics(x, 3, a, b)
+    assert list(got_a) == list(a) and list(got_b) == list(b)
+    for i in range(len(a)):
+        pair = df.iloc[:, [a[i], b[i]]].dropna()
+        ref = stats.pearsonr(pair.iloc[:, 0], pair.iloc[:, 1])
+        assert n[i] == len(pair)
+        assert r[i] == pytest.approx(ref.statistic, rel=1e-10)
+        assert p[i] == pytest.approx(ref.pvalue, rel=1e-8, abs=1e-300)
+    assert np.isnan(corr.pair_statistics(x, len(df) - 10, a, b)[2][1])  # A-B has 20 gaps: below min_obs

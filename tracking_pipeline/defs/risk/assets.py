@@ -249,23 +249,27 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
         group_name=GROUP, pool="warehouse", deps=["price_data", "portfolio_holdings"], check_specs=CORRELATION_CHECKS,
         kinds=ctx.kinds, metadata=table_spec_metadata("asset_correlations"),
         description="Pairwise correlations of daily returns (with p-values) over "
-                    f"{', '.join(map(str, CORRELATION_WINDOWS))} sessions among the tickers held by active portfolios, "
-                    "on every month end and the latest day; only dates whose inputs changed are recomputed.",
+                    f"{', '.join(map(str, CORRELATION_WINDOWS))} sessions of every pair of tickers an active portfolio "
+                    "holds together, on every month end and the latest day; only dates whose inputs changed are "
+                    "recomputed.",
     )
     def asset_correlations(context: AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         with warehouse.session() as wh:
             end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
             portfolios = load_active_portfolios(wh, pd.Timestamp(end)) if end is not None else []
-            run = refresh_correlations(wh, portfolios)
-            if run.writes:
-                wh.replace(*run.writes)
+            dates_written = rows_written = 0
+            for batch in refresh_correlations(wh, portfolios):
+                if batch.writes:
+                    wh.replace(*batch.writes)
+                dates_written += len(batch.dates)
+                rows_written += len(batch.rows)
             last = wh.query("SELECT calc_date, window_days, ticker_a, ticker_b, correlation, p_value, observations "
                             "FROM asset_correlations WHERE window_days = 60 AND calc_date = "
                             "(SELECT MAX(calc_date) FROM asset_correlations) ORDER BY ABS(correlation) DESC, ticker_a, "
                             "ticker_b LIMIT 10")
             return dg.MaterializeResult(
                 metadata={**_stored_summary(wh, "asset_correlations", "calc_date"),
-                          "calc_dates_written": len(run.dates), "rows_written": len(run.rows),
+                          "calc_dates_written": dates_written, "rows_written": rows_written,
                           "preview": preview(last, rows=10)},
                 check_results=correlation_check_results(wh),
             )
