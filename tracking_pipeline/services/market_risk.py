@@ -189,8 +189,7 @@ def correlation_inputs(wh: Warehouse, portfolios: list[Portfolio]) -> Correlatio
     end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
     if not tickers or end is None:
         return None
-    px = price_frames(wh, None, pd.Timestamp(end), tickers)["adj_close"]
-    px = px[sorted(px.columns)]
+    px = price_frames(wh, None, pd.Timestamp(end), tickers)["adj_close"]  # columns in ticker order
     returns = simple_returns(px)
     columns = {t: i for i, t in enumerate(returns.columns)}
     priced_days = px.index[px.notna().any(axis=1)]
