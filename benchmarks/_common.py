@@ -205,12 +205,25 @@ def job_seconds(stdout: str) -> dict[str, float]:
 
 
 def step_seconds(stdout: str) -> dict[str, float]:
-    """Seconds per step (summed over runs) from the `STEP job step seconds` lines of _backfill_child.py."""
+    """Seconds per step (summed over runs) from the `STEP job step seconds peak-MiB start-MiB` lines of
+    _backfill_child.py."""
     out: dict[str, float] = {}
     for line in stdout.splitlines():
         if line.startswith("STEP "):
-            _, _, step, seconds = line.split()
+            step, seconds = line.split()[2:4]
             out[step] = out.get(step, 0.0) + float(seconds)
+    return out
+
+
+def step_peak_rss(stdout: str) -> dict[str, tuple[float, float]]:
+    """(peak resident MiB of the process while the step ran, the most it grew during one run of it), largest over
+    the step's runs, from the same lines."""
+    out: dict[str, tuple[float, float]] = {}
+    for line in stdout.splitlines():
+        if line.startswith("STEP "):
+            step, _, peak, before = line.split()[2:6]
+            old = out.get(step, (0.0, 0.0))
+            out[step] = (max(old[0], float(peak)), max(old[1], float(peak) - float(before)))
     return out
 
 

@@ -11,9 +11,9 @@ each graph (real, and the no-op floor built from the live Definitions, _common.n
 instance and warehouse and runs the CLI's own code (_backfill_child.py) over every session but the lake's last,
 then the nightly update: that last session + downstream (`backfill --start LAST --end LAST`), reading its
 look-backs from the warehouse. Printed: wall, CPU and peak RSS of every process (wait4; for the production path
-also the CPU the PostgreSQL server spent, from the postmaster's reaped children), per-asset step times, rows
-stored per table, the ratios to the floor with the goals' verdicts and, where one is missed, the steps that hold
-it. With `--workers 1,2` the production backfill is also run on the Celery executor (TRACKING_EXECUTOR=celery,
+also the CPU the PostgreSQL server spent, from the postmaster's reaped children), per-asset step times, the peak RSS
+while each step ran, rows stored per table, the ratios to the floor with the goals' verdicts and, where one is
+missed, the steps that hold it. With `--workers 1,2` the production backfill is also run on the Celery executor (TRACKING_EXECUTOR=celery,
 Redis broker) with that many worker processes, each measured with wait4.
 
     python benchmarks/bench_pipeline_scale.py [--quick] [--sizes 0.25,0.5,1] [--paths production,embedded]
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (PYTHON, ROOT, ChildResult, clean_env, dagster_home, figure, graph_summary,  # noqa: E402
                      header, job_seconds, load_average, postgres_database, postgres_problem, run_child,
-                     step_seconds, workdir)
+                     step_peak_rss, step_seconds, workdir)
 
 CHILD = Path(__file__).resolve().parent / "_backfill_child.py"
 BUILD = ROOT / "scripts" / "build_scale_lake.py"
@@ -134,6 +134,13 @@ def steps_line(result: ChildResult) -> str:
     return ", ".join(f"{k} {v:.1f} s" for k, v in steps)
 
 
+def memory_line(result: ChildResult, top: int = 6) -> str:
+    """The steps during which the process's resident set was largest, and how much each grew it (which step holds
+    the peak RSS; freed memory is often kept by the allocator, so a later step can inherit an earlier one's peak)."""
+    steps = sorted(step_peak_rss(result.stdout).items(), key=lambda kv: -kv[1][0])[:top]
+    return ", ".join(f"{k} {peak:,.0f} MiB (+{grew:,.0f})" for k, (peak, grew) in steps)
+
+
 def holders(real: ChildResult, noop: ChildResult, top: int = 4) -> str:
     """The steps whose time exceeds the floor's most (where a missed ratio is held)."""
     r, n = step_seconds(real.stdout), step_seconds(noop.stdout)
@@ -154,6 +161,8 @@ def report(label: str, path: str, runs: dict[str, Measured]) -> dict[str, float]
         server = f", PostgreSQL server CPU {m.server_cpu_s['backfill']:.1f} s" if m.server_cpu_s else ""
         figure(f"pipeline {label} {path} backfill {graph}", describe(m.backfill) + server)
         print(f"  {graph} steps: {steps_line(m.backfill)}")
+        if graph == "real":
+            print(f"  {graph} peak RSS while each step ran: {memory_line(m.backfill)}")
     print("  rows stored: " + ", ".join(f"{k} {v:,}" for k, v in sorted(real.rows.items(), key=lambda kv: -kv[1])
                                         if v))
     ratio = real.backfill.wall_s / noop.backfill.wall_s
@@ -171,6 +180,8 @@ def report(label: str, path: str, runs: dict[str, Measured]) -> dict[str, float]
                    f"{median([r.cpu_s for r in m.nightly]):.1f} s, peak RSS {max(r.peak_rss_mib for r in m.nightly):.0f}"
                    f" MiB ({', '.join(f'{k} {v:.1f} s' for k, v in job_seconds(last.stdout).items())}){server}")
             print(f"  {graph} nightly steps: {steps_line(last)}")
+            if graph == "real":
+                print(f"  {graph} nightly peak RSS while each step ran: {memory_line(last)}")
         n_ratio = median([r.wall_s for r in real.nightly]) / median([r.wall_s for r in noop.nightly])
         n_verdict = "met" if n_ratio <= NIGHTLY_GOAL else \
             f"MISSED, held by {holders(real.nightly[-1], noop.nightly[-1])}"
