@@ -150,12 +150,6 @@ def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
     return pd.DataFrame(out)
 
 
-def weights_in_force(p: Portfolio, day: pd.Timestamp) -> dict[str, float]:
-    """The target weights of `p` in force on `day` (its last rebalance on or before it; empty before its start)."""
-    in_force = [w for d, w in p.schedule if d <= day]
-    return in_force[-1] if p.start <= day and in_force else {}
-
-
 def co_held_pairs(portfolios: Iterable[Portfolio], day: pd.Timestamp,
                   columns: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Column positions (a, b), a < b, of every ticker pair held together (positive target weight) on `day` by at
@@ -164,7 +158,7 @@ def co_held_pairs(portfolios: Iterable[Portfolio], day: pd.Timestamp,
     codes = []
     width = len(columns)
     for p in portfolios:
-        cols = np.unique(np.array([columns[t] for t, w in weights_in_force(p, day).items()
+        cols = np.unique(np.array([columns[t] for t, w in p.weights_on(day).items()
                                    if w > 0 and t in columns], dtype=np.intp))
         a, b = np.triu_indices(len(cols), k=1)
         codes.append(cols[a] * width + cols[b])

@@ -48,6 +48,16 @@ class Portfolio:
     variants: tuple[str, ...]
     schedule: list[tuple[pd.Timestamp, dict[str, float]]]
 
+    def weights_on(self, day: pd.Timestamp) -> dict[str, float]:
+        """The target weights in force on `day`: its last rebalance on or before it (empty before the start)."""
+        in_force = [w for d, w in self.schedule if d <= day]
+        return in_force[-1] if self.start <= day and in_force else {}
+
+    def schedule_from(self, anchor: pd.Timestamp) -> list[tuple[pd.Timestamp, dict[str, float]]]:
+        """The rebalance schedule restarted at `anchor` (a session on or after the start): the weights in force
+        there, then every later rebalance, so a path can resume from a stored NAV instead of the start."""
+        return [(anchor, self.weights_on(anchor)), *[(d, w) for d, w in self.schedule if d > anchor]]
+
 
 def load_active_portfolios(wh: Warehouse, end: pd.Timestamp, only: list[int] | None = None) -> list[Portfolio]:
     """Active portfolios whose first NAV day is on or before `end` (restricted to the ids in `only` when
@@ -169,9 +179,7 @@ def _portfolio_rows(p: Portfolio, anchor: pd.Timestamp, start: pd.Timestamp, end
         anchor_nav = p.initial_nav
     else:
         anchor_nav = _stored(stored, p, anchor, RAW)
-    in_force = [w for day, w in p.schedule if day <= anchor][-1]
-    schedule = [(anchor, in_force), *[(d, w) for d, w in p.schedule if d > anchor]]
-    path = raw_nav_path(prices, days, schedule, anchor_nav, rf_d, label=p.name)
+    path = raw_nav_path(prices, days, p.schedule_from(anchor), anchor_nav, rf_d, label=p.name)
     raw = nav_frame(path.nav, p.initial_nav, None)
     if anchor == p.start:
         raw.iloc[0, raw.columns.get_loc("daily_return")] = 0.0

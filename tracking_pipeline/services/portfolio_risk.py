@@ -113,10 +113,8 @@ def nav_paths(wh: Warehouse, portfolios: list[Portfolio], start: pd.Timestamp, e
     for p in portfolios:
         anchor = anchors[p.portfolio_id]
         days = sessions[(sessions >= anchor) & (sessions <= end)]
-        in_force = [w for d, w in p.schedule if d <= anchor][-1]
-        schedule = [(anchor, in_force), *[(d, w) for d, w in p.schedule if d > anchor]]
         try:
-            out.paths[p.portfolio_id] = raw_nav_path(prices, days, schedule, 1.0, rf_d, label=p.name)
+            out.paths[p.portfolio_id] = raw_nav_path(prices, days, p.schedule_from(anchor), 1.0, rf_d, label=p.name)
         except Exception as exc:  # noqa: BLE001 - one portfolio's failure must not stop the others
             out.errors[p.name] = portfolio_error(p.name, exc)
     return out
