@@ -44,7 +44,7 @@ def small_warehouse(root: Path) -> str:
 
 
 def bench_report(warehouse: str, out: Path, repeat: int) -> None:
-    from tracking_pipeline.reporting.performance import build_files, read_inputs, write_files
+    from tracking_pipeline.reporting.performance import report_files, write_files
     from tracking_pipeline.warehouse import open_warehouse
 
     wh = open_warehouse(warehouse)
@@ -53,15 +53,12 @@ def bench_report(warehouse: str, out: Path, repeat: int) -> None:
 
     def body() -> list:
         c0 = time.process_time()
-        with wh.session() as session:
-            inputs = read_inputs(session, 0.0)
-        files = build_files(inputs)
-        write_files(str(out / "reports"), files)
+        written = write_files(str(out / "reports"), report_files(wh.session, 0.0))
         cpu.append(time.process_time() - c0)
-        return files
+        return written
 
     seconds, files, runs = best_of(body, repeat)
-    pages = {f.name: len(f.body) for f in files if f.kind == "page"}
+    pages = {f.name: f.size for f in files if f.kind == "page"}
     script = next(f for f in files if f.kind == "script")
     best_cpu = min(cpu[1:] or cpu)
     figure("dashboard report body", f"{seconds:.3f} s wall, {best_cpu:.3f} s CPU (best of {runs}; "
@@ -72,7 +69,7 @@ def bench_report(warehouse: str, out: Path, repeat: int) -> None:
     figure("dashboard page max", f"{pages[largest] / 1000:.0f} KB ({largest}; goal <= {PAGE_GOAL_KB} KB: "
                                  f"{'met' if pages[largest] <= PAGE_GOAL_KB * 1000 else 'NOT met'})")
     print("pages (bytes, without plotly.js): " + ", ".join(f"{k} {v:,}" for k, v in sorted(pages.items())))
-    print(f"plotly.js written once beside them: {script.name} {len(script.body):,} bytes")
+    print(f"plotly.js written once beside them: {script.name} {script.size:,} bytes")
 
     import dagster as dg
 

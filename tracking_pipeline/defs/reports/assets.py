@@ -10,7 +10,8 @@ from dagster_aws.s3 import S3Resource
 
 from tracking_pipeline.defs.common import DefsContext
 from tracking_pipeline.defs.resources import TrackingSettings, WarehouseResource
-from tracking_pipeline.reporting.performance import APP_URL_ENV, app_url, build_files, read_inputs, write_files
+from tracking_pipeline.reporting.performance import APP_URL_ENV, app_url, report_files, write_files
+from tracking_pipeline.services import tracker
 from tracking_pipeline.services.portfolio_risk import rebalance_threshold
 
 
@@ -36,25 +37,25 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
     )
     def performance_dashboard(context: AssetExecutionContext, warehouse: WarehouseResource,
                               tracking: TrackingSettings, s3: S3Resource) -> dg.MaterializeResult:
-        with warehouse.session() as wh:
-            inputs = read_inputs(wh, tracking.risk_free_rate)
         try:
             threshold = rebalance_threshold()
         except ValueError as exc:
             context.log.warning(f"drift chart without its threshold line: {exc}")
             threshold = None
-        files = build_files(inputs, threshold=threshold)
         client = s3.get_client() if tracking.reports.startswith("s3://") else None
-        written = write_files(tracking.reports, files, client)
-        index = written[-1]
-        pages = [w for f, w in zip(files, written) if f.kind == "page" and f.name != "index.html"]
+        written = write_files(tracking.reports, report_files(warehouse.session, tracking.risk_free_rate,
+                                                             threshold=threshold), client)
+        index = written[-1].location
+        pages = [w for w in written if w.kind == "page" and w.name != "index.html"]
+        with warehouse.session() as wh:
+            as_of = tracker.as_of(wh)
         context.log.info(f"wrote {len(pages)} portfolio pages and {index}")
         return dg.MaterializeResult(metadata={
             "open": report_link(index), "index": dg.MetadataValue.path(index), "app": dg.MetadataValue.url(app_url()),
-            "pages": len(pages), "as_of": str(inputs.as_of.date()) if inputs.as_of is not None else "none",
+            "pages": len(pages), "as_of": str(as_of.date()) if as_of is not None else "none",
             "bytes_per_page": dg.MetadataValue.md("\n".join(
-                f"- {f.name}: {len(f.body):,}" for f in files if f.kind == "page")),
-            "files": dg.MetadataValue.md("\n".join(f"- {w}" for w in written)),
+                f"- {w.name}: {w.size:,}" for w in written if w.kind == "page")),
+            "files": dg.MetadataValue.md("\n".join(f"- {w.location}" for w in written)),
         })
 
     return [performance_dashboard]
