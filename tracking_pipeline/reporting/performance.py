@@ -2,8 +2,8 @@
 written once beside them and a CSV export per portfolio, so the folder (or S3 prefix) opens with no network.
 
 `read_inputs` reads a batch of portfolios' data from the warehouse in a few queries (the asset holds its warehouse
-session only for that), `build_files` renders their pages from what was read (seed 000 §3's sections adapted to tracking:
-header with a config badge, KPI cards per series, comparison and aggregate tables with the best value marked,
+session only for that), `page_files` renders their pages from what was read (seed 000 §3's sections adapted to
+tracking: header with a config badge, KPI cards per series, comparison and aggregate tables with the best value marked,
 annual and monthly tables, crisis periods, cumulative / drawdown / allocation charts, drawdowns and rolling metrics,
 signals, risk, CSV), `write_files` writes them. Every figure comes from the warehouse through
 `services/tracker.py`: stored rows, or (last 12 months, crisis windows) the pipeline's metric code over stored NAV.
