@@ -287,7 +287,12 @@ STRESS_VERSION = "beta-shocks-and-replays-v1"
 """Part of every stress input fingerprint: change it when the computation changes, so every date is recomputed."""
 
 
-def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRiskRun:
+STRESS_BATCH = 25
+"""Portfolios whose daily weight paths are built together: bounds the stress step's memory by a batch (20 years of
+one book's daily weights), not by the number of books."""
+
+
+def compute_stress_tests(wh: Warehouse, market: str, rf_d: float, batch: int = STRESS_BATCH) -> PortfolioRiskRun:
     """`portfolio_stress_tests` rows for every active portfolio on every month end and its latest snapshot date,
     computed only where the inputs changed since they were stored (`services/fingerprints.py`); `run.writes` holds
     the table and fingerprint writes for one transaction.
@@ -295,7 +300,8 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
     Market shocks scale the stored `market_beta_weighted` (expected_return = beta * shock); historical replays
     hold the day's weights through each named episode already over by that day (no look-ahead), with
     market_shock the market ticker's return over the episode. expected_pnl = raw NAV of the day * return. A
-    date's fingerprint covers its beta, NAV and weights and the held tickers' and market's episode prices."""
+    date's fingerprint covers its beta, NAV and weights and the held tickers' and market's episode prices.
+    Weight paths are built `batch` portfolios at a time and only their stress dates are kept."""
     snaps = wh.query("SELECT portfolio_id, snapshot_date, market_beta_weighted FROM portfolio_snapshots")
     run = PortfolioRiskRun(rows=pd.DataFrame())
     if snaps.empty:
@@ -305,33 +311,35 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
     portfolios = [p for p in load_active_portfolios(wh, end) if p.portfolio_id in set(snaps["portfolio_id"])]
     if not portfolios:
         return run
-    first = min(p.start for p in portfolios)
-    paths, run.errors = weight_paths(wh, portfolios, first, end, rf_d)
-    tickers = sorted({t for w in paths.values() for t in w.columns} | {market})
+    tickers = sorted({t for p in portfolios for _, w in p.schedule for t in w} | {market})
     prices = price_frames(wh, None, end, tickers)["adj_close"]
     episodes = {name: (pd.Timestamp(sc.end), episode_rows(prices.index, {name: sc}))
                 for name, sc in HISTORICAL_SCENARIOS.items()}
     navs = wh.query("SELECT portfolio_id, trade_date, nav FROM portfolio_daily_nav WHERE variant = ?", [RAW])
     navs = navs.astype({"portfolio_id": "int64"}).set_index(["portfolio_id", "trade_date"])["nav"]
     inputs, current = {}, {}
-    for p in portfolios:
-        if p.portfolio_id not in paths:
-            continue
-        mine = snaps[snaps["portfolio_id"] == p.portfolio_id].set_index("snapshot_date")
-        days = stress_dates(mine.index.to_series())
-        beta = mine["market_beta_weighted"].reindex(days).to_numpy(float)
-        nav = navs.reindex(pd.MultiIndex.from_product([[p.portfolio_id], days])).to_numpy(float)
-        weights = paths[p.portfolio_id].reindex(days).fillna(0.0)
-        held = [*weights.columns, market]
-        episode = [(over, digest(name, prices.iloc[rows].reindex(columns=held).to_numpy(float),
-                                 prices.index[rows].to_numpy())) for name, (over, rows) in episodes.items()]
-        w = weights.to_numpy(float)
-        for i, day in enumerate(days):  # a replay enters a date's rows only once its episode is over
-            seen = [hashed for over, hashed in episode if over <= day]
-            current[(str(p.portfolio_id), day)] = digest(
-                STRESS_VERSION, "|".join(held), *seen, w[i], beta[i], nav[i])
-        inputs[p.portfolio_id] = (days, beta, nav, weights)
-        run.portfolio_ids.append(p.portfolio_id)
+    for first in range(0, len(portfolios), batch):
+        group = portfolios[first:first + batch]
+        paths, errors = weight_paths(wh, group, min(p.start for p in group), end, rf_d)
+        run.errors.update(errors)
+        for p in group:
+            if p.portfolio_id not in paths:
+                continue
+            mine = snaps[snaps["portfolio_id"] == p.portfolio_id].set_index("snapshot_date")
+            days = stress_dates(mine.index.to_series())
+            beta = mine["market_beta_weighted"].reindex(days).to_numpy(float)
+            nav = navs.reindex(pd.MultiIndex.from_product([[p.portfolio_id], days])).to_numpy(float)
+            weights = paths.pop(p.portfolio_id).reindex(days).fillna(0.0)
+            held = [*weights.columns, market]
+            episode = [(over, digest(name, prices.iloc[rows].reindex(columns=held).to_numpy(float),
+                                     prices.index[rows].to_numpy())) for name, (over, rows) in episodes.items()]
+            w = weights.to_numpy(float)
+            for i, day in enumerate(days):  # a replay enters a date's rows only once its episode is over
+                seen = [hashed for over, hashed in episode if over <= day]
+                current[(str(p.portfolio_id), day)] = digest(
+                    STRESS_VERSION, "|".join(held), *seen, w[i], beta[i], nav[i])
+            inputs[p.portfolio_id] = (days, beta, nav, weights)
+            run.portfolio_ids.append(p.portfolio_id)
     plan = plan_refresh(wh, STRESS_TESTS, STRESS_TESTS, "snapshot_date", current, part_column="portfolio_id",
                         parts=[str(i) for i in run.portfolio_ids])
     todo = set(plan.todo)
