@@ -6,8 +6,9 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from tracking_pipeline.services.nav import load_active_portfolios
+from tracking_pipeline.services.nav import PRICE_LOOKBACK_SESSIONS, load_active_portfolios
 from tracking_pipeline.services.market_risk import compute_correlations, refresh_correlations
+from tracking_pipeline.trading_calendar import sessions_before
 from tracking_pipeline.warehouse import Write
 from tracking_pipeline_tests.helpers import QUIET, run_assets, run_job
 
@@ -41,6 +42,25 @@ def full_recompute(env) -> pd.DataFrame:  # noqa: ANN001
     return rows[columns].sort_values(["calc_date", "window_days", "ticker_a", "ticker_b"], ignore_index=True)
 
 
+def restate(env, ticker: str, day: str) -> None:  # noqa: ANN001
+    """Raise an ETF's adjusted close on one day by 1% in the lake and re-run that day's price_data."""
+    etfs_path = env.lake / "prices" / "etfs.parquet"
+    etfs = pd.read_parquet(etfs_path)
+    hit = (etfs["ticker"] == ticker) & (etfs["date"].astype(str).str[:10] == day)
+    assert hit.sum() == 1
+    etfs.loc[hit, "adj_close"] *= 1.01
+    etfs.to_parquet(etfs_path, index=False)
+    run_assets(env.defs(), env.instance, ("price_data",), day, day)
+
+
+def fingerprinted(env, asset: str) -> dict[tuple[int, pd.Timestamp], str]:  # noqa: ANN001
+    """The stored input fingerprints of `asset`, by (portfolio id, date)."""
+    rows = env.warehouse_handle().query("SELECT part, calc_date, fingerprint FROM input_fingerprints WHERE asset = ?",
+                                        [asset])
+    return {(int(part), pd.Timestamp(day)): value for part, day, value in
+            zip(rows["part"], rows["calc_date"], rows["fingerprint"])}
+
+
 def assert_equal_tables(got: pd.DataFrame, want: pd.DataFrame) -> None:
     assert len(got) > 0
     pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-12)
@@ -69,13 +89,7 @@ def test_only_changed_dates_are_rewritten(tracking_env):
     pd.testing.assert_frame_equal(nightly[untouched], first[first["calc_date"] < pd.Timestamp("2018-10-01")])
 
     # a restated past price (AGG, held by Balanced 60/40, on 2018-08-15) rewrites every date whose windows see it
-    etfs_path = tracking_env.lake / "prices" / "etfs.parquet"
-    etfs = pd.read_parquet(etfs_path)
-    hit = (etfs["ticker"] == "AGG") & (etfs["date"].astype(str).str[:10] == "2018-08-15")
-    assert hit.sum() == 1
-    etfs.loc[hit, "adj_close"] *= 1.01
-    etfs.to_parquet(etfs_path, index=False)
-    run_assets(tracking_env.defs(), tracking_env.instance, ("price_data",), "2018-08-15", "2018-08-15")
+    restate(tracking_env, "AGG", "2018-08-15")
     written, restated = refresh(tracking_env)
     assert written == 3  # Aug 31, Sep 28 and Oct 31 (the 252-day windows); Jul 31 is before the change
     assert_equal_tables(restated, full_recompute(tracking_env))
@@ -129,12 +143,34 @@ def test_stress_tests_recompute_only_changed_dates(tracking_env):
     # one more day: per portfolio the previous latest day (not a month end) goes and the new one comes
     run_job(defs, "daily_assets_job", tracking_env.instance, "2018-10-31", "2018-10-31")
     written, nightly = refresh_stress(tracking_env)
+    before_restating = fingerprinted(tracking_env, "portfolio_stress_tests")
     portfolios = first["portfolio_id"].nunique()
     assert written == 2 * portfolios
     assert pd.Timestamp("2018-10-30") not in set(nightly["snapshot_date"])
     before_october = nightly["snapshot_date"] < pd.Timestamp("2018-10-01")
     pd.testing.assert_frame_equal(nightly[before_october].reset_index(drop=True),
                                   first[first["snapshot_date"] < pd.Timestamp("2018-10-01")].reset_index(drop=True))
+
+    # a restated past price (AGG on 2018-08-15) rewrites exactly the dates whose weights see it: those of its
+    # holders from that day to their next rebalance (a day's weights depend only on its last rebalance and the
+    # prices since); their NAV and betas are not re-run here, so only the weights' inputs changed
+    with tracking_env.warehouse_handle().session() as wh:
+        books = load_active_portfolios(wh, pd.Timestamp("2018-10-31"))
+    restated_day = pd.Timestamp("2018-08-15")
+    expected = set()
+    for p in books:
+        for day in nightly.loc[nightly["portfolio_id"] == p.portfolio_id, "snapshot_date"].unique():
+            anchor = max([p.start, *(d for d, _ in p.schedule if d <= day)])
+            seen_from = sessions_before(anchor, PRICE_LOOKBACK_SESSIONS)  # a stale price may be carried from there
+            if p.weights_on(anchor).get("AGG", 0.0) > 0 and seen_from <= restated_day <= day:
+                expected.add((p.portfolio_id, pd.Timestamp(day)))
+    assert 0 < len(expected) < len(nightly[["portfolio_id", "snapshot_date"]].drop_duplicates())
+    restate(tracking_env, "AGG", "2018-08-15")
+    written, restated = refresh_stress(tracking_env)
+    assert written == len(expected)
+    rewritten = fingerprinted(tracking_env, "portfolio_stress_tests")
+    assert {key for key, value in rewritten.items() if value != before_restating.get(key)} == expected
+    nightly = restated
 
     # rows lost behind the pipeline's back are noticed by their count and restored
     portfolio = int(nightly["portfolio_id"].iloc[0])

@@ -9,14 +9,12 @@ PM keeps only adj_close, so its ATR / stochastic / OBV must be NULL.
 from __future__ import annotations
 
 import json
-import shutil
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,10 +24,10 @@ from scipy import stats
 
 from tracking_pipeline.analytics.concentration import BUILTIN_SP500_SECTOR_WEIGHTS
 from tracking_pipeline.analytics.indicators import atr, ema, rsi, stochastic
-from tracking_pipeline.services.portfolio_risk import compute_snapshots, compute_stress_tests
+from tracking_pipeline.services.portfolio_risk import compute_snapshots
 from tracking_pipeline.lake.portfolios import portfolio_id_for
 from tracking_pipeline.trading_calendar import sessions_between
-from tracking_pipeline.warehouse import TABLES, open_warehouse
+from tracking_pipeline.warehouse import TABLES
 from tracking_pipeline_tests.helpers import assert_same_tables, make_lake, run_job
 
 START, END = "2018-01-02", "2019-06-28"
@@ -421,20 +419,3 @@ def test_rerunning_one_partition_reproduces_the_backfill(risk_env: RiskEnv) -> N
         assert_same_tables({table: pd.DataFrame({c: got for c, (got, _) in parsed.items()})},
                            {table: pd.DataFrame({c: want for c, (_, want) in parsed.items()})}, tol=1e-12)
         pd.testing.assert_frame_equal(after, before[table], rtol=1e-10)
-
-
-def test_stress_tests_in_batches_equal_the_stored_rows(risk_env: RiskEnv, tmp_path: Path) -> None:
-    """Weight paths built a few books at a time (bounded memory) give the rows the downstream job stored."""
-    copy = tmp_path / "warehouse.duckdb"
-    shutil.copy(risk_env.warehouse, copy)
-    with duckdb.connect(str(copy)) as con:  # forget the stored fingerprints: every date is computed again
-        con.execute("DELETE FROM input_fingerprints WHERE asset = 'portfolio_stress_tests'")
-    stored = risk_env.wh().read_table("portfolio_stress_tests")
-    key = ["portfolio_id", "snapshot_date", "scenario"]
-    stored = stored.astype({"portfolio_id": "int64"}).sort_values(key, ignore_index=True)
-    runs = {batch: compute_stress_tests(open_warehouse(str(copy)), "SPY", 0.0, batch=batch) for batch in (1000, 2, 1)}
-    assert len(stored) > 0 and len(runs[1].portfolio_ids) > 2
-    for batch, run in runs.items():
-        assert not run.errors, batch
-        rows = run.rows.astype({"portfolio_id": "int64"})[stored.columns]
-        pd.testing.assert_frame_equal(rows, stored, check_dtype=False, rtol=1e-12, obj=f"batch {batch}")

@@ -283,25 +283,63 @@ def stress_dates(snapshot_dates: pd.Series) -> pd.DatetimeIndex:
 
 
 STRESS_TESTS = "portfolio_stress_tests"
-STRESS_VERSION = "beta-shocks-and-replays-v1"
+STRESS_VERSION = "beta-shocks-and-replays-v2"
 """Part of every stress input fingerprint: change it when the computation changes, so every date is recomputed."""
 
 
-STRESS_BATCH = 25
-"""Portfolios whose daily weight paths are built together: bounds the stress step's memory by a batch (20 years of
-one book's daily weights), not by the number of books."""
+@dataclass(frozen=True, eq=False)
+class _Segment:
+    """The weights in force from a rebalance (`anchor`, a session position in the price frame) on: what a stress
+    date's weights are computed from (the engine restarted there with NAV 1), and their fingerprint parts."""
+
+    anchor: pd.Timestamp
+    target: dict[str, float]
+    held: list[str]
+    columns: np.ndarray
+    first_row: int
+    hashed: str
 
 
-def compute_stress_tests(wh: Warehouse, market: str, rf_d: float, batch: int = STRESS_BATCH) -> PortfolioRiskRun:
+def _segments(p: Portfolio, days: pd.DatetimeIndex, sessions: pd.DatetimeIndex,
+              column: dict[str, int]) -> list[_Segment]:
+    """The segment of each of `days`: its last rebalance on or before the day (the start at the earliest)."""
+    rebalances = pd.DatetimeIndex(sorted(d for d, _ in p.schedule))
+    last = rebalances.searchsorted(days, side="right") - 1
+    anchors = [max(p.start, rebalances[i]) if i >= 0 else p.start for i in last]
+    out: dict[pd.Timestamp, _Segment] = {}
+    for anchor in dict.fromkeys(anchors):
+        target = p.weights_on(anchor)
+        held = sorted(t for t, w in target.items() if w > 0)
+        out[anchor] = _Segment(
+            anchor, target, held, np.array([column.get(t, -1) for t in held], dtype=np.intp),
+            max(int(sessions.searchsorted(anchor)) - PRICE_LOOKBACK_SESSIONS, 0),
+            digest(str(anchor.date()), "|".join(f"{t}={w!r}" for t, w in sorted(target.items()))))
+    return [out[anchor] for anchor in anchors]
+
+
+def _segment_weights(prices: pd.DataFrame, p: Portfolio, segment: _Segment, days: pd.DatetimeIndex,
+                     rf_d: float) -> pd.DataFrame:
+    """Close-of-day weights on `days` (all in `segment`): the raw NAV engine restarted at the segment's rebalance
+    (weights do not depend on the NAV level), on the prices from `PRICE_LOOKBACK_SESSIONS` before it (stale
+    prices carried forward as in the NAV) to the last of `days`."""
+    last = int(prices.index.searchsorted(days[-1]))
+    window = prices.iloc[segment.first_row:last + 1]
+    sessions = window.index[window.index >= segment.anchor]
+    path = raw_nav_path(window, sessions, [(segment.anchor, segment.target)], 1.0, rf_d, label=p.name)
+    return path.weights.reindex(days)
+
+
+def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRiskRun:
     """`portfolio_stress_tests` rows for every active portfolio on every month end and its latest snapshot date,
     computed only where the inputs changed since they were stored (`services/fingerprints.py`); `run.writes` holds
     the table and fingerprint writes for one transaction.
 
     Market shocks scale the stored `market_beta_weighted` (expected_return = beta * shock); historical replays
     hold the day's weights through each named episode already over by that day (no look-ahead), with
-    market_shock the market ticker's return over the episode. expected_pnl = raw NAV of the day * return. A
-    date's fingerprint covers its beta, NAV and weights and the held tickers' and market's episode prices.
-    Weight paths are built `batch` portfolios at a time and only their stress dates are kept."""
+    market_shock the market ticker's return over the episode. expected_pnl = raw NAV of the day * return. A day's
+    weights depend only on its last rebalance and the prices since, so a date's fingerprint covers that rebalance,
+    those prices, its beta and NAV and the held tickers' and market's episode prices, and weights are computed
+    only for the dates to (re)write: a nightly run builds one short segment per book, not 20 years of paths."""
     snaps = wh.query("SELECT portfolio_id, snapshot_date, market_beta_weighted FROM portfolio_snapshots")
     run = PortfolioRiskRun(rows=pd.DataFrame())
     if snaps.empty:
@@ -311,44 +349,57 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float, batch: int = S
     portfolios = [p for p in load_active_portfolios(wh, end) if p.portfolio_id in set(snaps["portfolio_id"])]
     if not portfolios:
         return run
-    tickers = sorted({t for p in portfolios for _, w in p.schedule for t in w} | {market})
+    tickers = sorted({t for p in portfolios for _, w in p.schedule for t, x in w.items() if x > 0} | {market})
     prices = price_frames(wh, None, end, tickers)["adj_close"]
+    column = {t: j for j, t in enumerate(prices.columns)}
+    values = np.column_stack([prices.to_numpy(float), np.full(len(prices), np.nan)])  # column -1: never priced
+    market_column = column.get(market, -1)
     episodes = {name: (pd.Timestamp(sc.end), episode_rows(prices.index, {name: sc}))
                 for name, sc in HISTORICAL_SCENARIOS.items()}
     navs = wh.query("SELECT portfolio_id, trade_date, nav FROM portfolio_daily_nav WHERE variant = ?", [RAW])
     navs = navs.astype({"portfolio_id": "int64"}).set_index(["portfolio_id", "trade_date"])["nav"]
     inputs, current = {}, {}
-    for first in range(0, len(portfolios), batch):
-        group = portfolios[first:first + batch]
-        paths, errors = weight_paths(wh, group, min(p.start for p in group), end, rf_d)
-        run.errors.update(errors)
-        for p in group:
-            if p.portfolio_id not in paths:
-                continue
-            mine = snaps[snaps["portfolio_id"] == p.portfolio_id].set_index("snapshot_date")
-            days = stress_dates(mine.index.to_series())
-            beta = mine["market_beta_weighted"].reindex(days).to_numpy(float)
-            nav = navs.reindex(pd.MultiIndex.from_product([[p.portfolio_id], days])).to_numpy(float)
-            weights = paths.pop(p.portfolio_id).reindex(days).fillna(0.0)
-            held = [*weights.columns, market]
-            episode = [(over, digest(name, prices.iloc[rows].reindex(columns=held).to_numpy(float),
-                                     prices.index[rows].to_numpy())) for name, (over, rows) in episodes.items()]
-            w = weights.to_numpy(float)
-            for i, day in enumerate(days):  # a replay enters a date's rows only once its episode is over
-                seen = [hashed for over, hashed in episode if over <= day]
-                current[(str(p.portfolio_id), day)] = digest(
-                    STRESS_VERSION, "|".join(held), *seen, w[i], beta[i], nav[i])
-            inputs[p.portfolio_id] = (days, beta, nav, weights)
-            run.portfolio_ids.append(p.portfolio_id)
+    for p in portfolios:
+        mine = snaps[snaps["portfolio_id"] == p.portfolio_id].set_index("snapshot_date")
+        days = stress_dates(mine.index.to_series())
+        beta = mine["market_beta_weighted"].reindex(days).to_numpy(float)
+        nav = navs.reindex(pd.MultiIndex.from_product([[p.portfolio_id], days])).to_numpy(float)
+        segments = _segments(p, days, prices.index, column)
+        episode = {}
+        for seg in dict.fromkeys(segments):
+            cols = np.append(seg.columns, market_column)
+            episode[seg.anchor] = [(over, digest(name, values[rows][:, cols], prices.index[rows].to_numpy()))
+                                   for name, (over, rows) in episodes.items()]
+        rows_of = prices.index.searchsorted(days)
+        for i, (day, seg) in enumerate(zip(days, segments)):  # a replay enters a date's rows once its episode is over
+            seen = [hashed for over, hashed in episode[seg.anchor] if over <= day]
+            current[(str(p.portfolio_id), day)] = digest(
+                STRESS_VERSION, "|".join([*seg.held, market]), *seen, seg.hashed,
+                values[seg.first_row:rows_of[i] + 1][:, seg.columns], rf_d, beta[i], nav[i])
+        inputs[p.portfolio_id] = (p, days, beta, nav, segments)
     plan = plan_refresh(wh, STRESS_TESTS, STRESS_TESTS, "snapshot_date", current, part_column="portfolio_id",
-                        parts=[str(i) for i in run.portfolio_ids])
+                        parts=[str(i) for i in inputs])
     todo = set(plan.todo)
     frames = []
-    for portfolio_id, (days, beta, nav, weights) in inputs.items():
+    for portfolio_id, (p, days, beta, nav, segments) in inputs.items():
         keep = np.array([(str(portfolio_id), day) in todo for day in days], dtype=bool)
-        if keep.any():
-            frames.extend(_stress_frames(portfolio_id, days[keep], beta[keep], nav[keep], weights[keep], prices,
-                                         market))
+        by_segment: dict[_Segment, list[pd.Timestamp]] = {}
+        for day, seg in zip(days[keep], [s for s, k in zip(segments, keep) if k]):
+            by_segment.setdefault(seg, []).append(day)
+        try:
+            weights = [_segment_weights(prices, p, seg, pd.DatetimeIndex(seg_days), rf_d)
+                       for seg, seg_days in by_segment.items()]
+        except Exception as exc:  # noqa: BLE001 - one portfolio's failure must not stop the others
+            run.errors[p.name] = portfolio_error(p.name, exc)
+            continue
+        run.portfolio_ids.append(portfolio_id)
+        if weights:
+            frames.extend(_stress_frames(portfolio_id, days[keep], beta[keep], nav[keep],
+                                         pd.concat(weights).fillna(0.0), prices, market))
+    if run.errors:  # a failed book keeps its stored rows and fingerprints
+        current = {key: value for key, value in current.items() if int(key[0]) in run.portfolio_ids}
+        plan = plan_refresh(wh, STRESS_TESTS, STRESS_TESTS, "snapshot_date", current, part_column="portfolio_id",
+                            parts=[str(i) for i in run.portfolio_ids])
     if frames:
         rows = pd.concat(frames, ignore_index=True)
         rows["expected_pnl"] = rows.pop("nav") * rows["expected_return"]
