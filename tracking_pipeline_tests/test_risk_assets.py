@@ -24,6 +24,7 @@ from scipy import stats
 
 from tracking_pipeline.analytics.concentration import BUILTIN_SP500_SECTOR_WEIGHTS
 from tracking_pipeline.analytics.indicators import atr, ema, rsi, stochastic
+from tracking_pipeline.services.market_risk import compute_asset_metrics
 from tracking_pipeline.services.portfolio_risk import compute_snapshots
 from tracking_pipeline.lake.portfolios import portfolio_id_for
 from tracking_pipeline.trading_calendar import sessions_between
@@ -362,6 +363,22 @@ def test_correlations_cover_co_held_pairs_on_month_ends(risk_env: RiskEnv) -> No
     dates = pd.DatetimeIndex(wh.query("SELECT DISTINCT calc_date FROM asset_correlations")["calc_date"])
     assert dates.max() == SESSIONS[-1] and dates.min() == pd.Timestamp("2018-07-31")
     assert GAP_TICKER not in set(pairs["ticker_a"]) | set(pairs["ticker_b"])
+
+
+def test_indicators_in_ticker_batches_equal_the_whole_universe_at_once(risk_env: RiskEnv) -> None:
+    """A batch of tickers at a time (bounded memory) gives exactly the rows of the whole universe at once, and the
+    rows the daily job stored (to the last digits: windowed sums start where the run's range starts)."""
+    start, end = pd.Timestamp("2019-03-01"), pd.Timestamp("2019-06-28")
+    wh = risk_env.wh()
+    stored = wh.read_table("asset_performance_metrics", "trade_date BETWEEN ? AND ?", [start.date(), end.date()])
+    stored = stored.sort_values(["trade_date", "ticker"], ignore_index=True)
+    whole = compute_asset_metrics(wh, start, end, "SPY", 0.0, batch=10_000)
+    assert stored["ticker"].nunique() > 20 and whole["trade_date"].is_monotonic_increasing
+    for batch in (1, 7):
+        pd.testing.assert_frame_equal(compute_asset_metrics(wh, start, end, "SPY", 0.0, batch=batch), whole,
+                                      check_exact=True, obj=f"batch {batch}")
+    whole = whole.sort_values(["trade_date", "ticker"], ignore_index=True)[stored.columns]
+    pd.testing.assert_frame_equal(whole, stored, check_dtype=False, rtol=1e-10)
 
 
 @pytest.mark.parametrize("ticker", ["AAPL", "SPY", ADJ_ONLY])

@@ -102,26 +102,42 @@ def compute_betas(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, market:
                        is_significant=beta_is_significant(rows["p_value"]))
 
 
+ASSET_METRICS_BATCH = 250
+"""Tickers whose indicators are computed together: the step holds some 25 indicator frames over the whole history
+for a batch at a time, not for the universe (the rows do not depend on the batch)."""
+
+
 def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, market: str,
-                          rf_d: float) -> pd.DataFrame:
-    """`asset_performance_metrics` rows (one per ticker and day priced in [start, end]).
+                          rf_d: float, batch: int = ASSET_METRICS_BATCH) -> pd.DataFrame:
+    """`asset_performance_metrics` rows (one per ticker and day priced in [start, end], by day then ticker).
 
     Recursive indicators (EMA, RSI, MACD, ATR, OBV) depend on where the series starts, so the whole stored
     history is read every time: a partition re-run then gives exactly the values of a full backfill. The
     windowed ones (SMA, Bollinger, stochastic, 1-year volatility, beta and Sharpe) only need their window, so they
     run on the last `WINDOWED_LOOKBACK` sessions before `start` onwards (a nightly run: ~260 rows, not all).
-    High and low are put on the adjusted scale (times adj_close / close) so ATR and the stochastic ignore splits."""
+    High and low are put on the adjusted scale (times adj_close / close) so ATR and the stochastic ignore splits.
+    Every indicator is per ticker, so they are computed `batch` tickers at a time."""
     frames = price_frames(wh, None, end, columns=("adj_close", "close", "high", "low", "volume"))
     px = frames["adj_close"]
     if px.empty:
         return pd.DataFrame()
+    recent = slice(max(int(px.index.searchsorted(start)) - WINDOWED_LOOKBACK, 0), None)
+    market_returns = simple_returns(px[market].iloc[recent]) if market in px else \
+        pd.Series(np.nan, index=px.index[recent])
+    parts = [_asset_metrics({c: f.iloc[:, lo:lo + batch] for c, f in frames.items()}, start, end, recent,
+                            market_returns, rf_d) for lo in range(0, px.shape[1], max(batch, 1))]
+    return pd.concat(parts, ignore_index=True).sort_values("trade_date", kind="stable", ignore_index=True)
+
+
+def _asset_metrics(frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, recent: slice,
+                   market_returns: pd.Series, rf_d: float) -> pd.DataFrame:
+    """The rows of the tickers in `frames` (wide price columns over the whole history)."""
+    px = frames["adj_close"]
     factor = px / frames["close"]
     high, low = frames["high"] * factor, frames["low"] * factor
     macd_line, macd_signal, _ = macd(px)
-    recent = slice(max(int(px.index.searchsorted(start)) - WINDOWED_LOOKBACK, 0), None)
     px_w, high_w, low_w = px.iloc[recent], high.iloc[recent], low.iloc[recent]
     returns = simple_returns(px_w)
-    market_returns = returns[market] if market in returns else pd.Series(np.nan, index=returns.index)
     mid, upper, lower = bollinger(px_w, 20, 2.0)
     stoch_k, stoch_d = stochastic(high_w, low_w, px_w)
     excess = returns - rf_d
