@@ -289,8 +289,9 @@ STRESS_VERSION = "beta-shocks-and-replays-v2"
 
 @dataclass(frozen=True, eq=False)
 class _Segment:
-    """The weights in force from a rebalance (`anchor`, a session position in the price frame) on: what a stress
-    date's weights are computed from (the engine restarted there with NAV 1), and their fingerprint parts."""
+    """The weights in force from a rebalance (`anchor`) on: what a stress date's weights are computed from (the
+    engine restarted there with NAV 1, on the prices from row `first_row` of the price frame), and the fingerprint
+    parts (`held` tickers, their price-frame `columns`, -1 when never priced; `hashed`: the anchor and target)."""
 
     anchor: pd.Timestamp
     target: dict[str, float]
