@@ -53,10 +53,13 @@ class Portfolio:
         in_force = [w for d, w in self.schedule if d <= day]
         return in_force[-1] if self.start <= day and in_force else {}
 
-    def schedule_from(self, anchor: pd.Timestamp) -> list[tuple[pd.Timestamp, dict[str, float]]]:
+    def schedule_from(self, anchor: pd.Timestamp, until: pd.Timestamp | None = None
+                      ) -> list[tuple[pd.Timestamp, dict[str, float]]]:
         """The rebalance schedule restarted at `anchor` (a session on or after the start): the weights in force
-        there, then every later rebalance, so a path can resume from a stored NAV instead of the start."""
-        return [(anchor, self.weights_on(anchor)), *[(d, w) for d, w in self.schedule if d > anchor]]
+        there, then every later rebalance (up to `until` when given), so a path can resume from a stored NAV
+        instead of the start."""
+        return [(anchor, self.weights_on(anchor)),
+                *[(d, w) for d, w in self.schedule if d > anchor and (until is None or d <= until)]]
 
 
 def load_active_portfolios(wh: Warehouse, end: pd.Timestamp, only: list[int] | None = None) -> list[Portfolio]:

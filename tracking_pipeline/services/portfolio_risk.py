@@ -100,12 +100,14 @@ def nav_paths(wh: Warehouse, portfolios: list[Portfolio], start: pd.Timestamp, e
               rf_d: float) -> NavPaths:
     """The engine's path of each portfolio from the last rebalance on or before `start` (or its start) to `end`,
     with stale prices carried forward as in the NAV. Weights do not depend on the NAV level, so it restarts with
-    NAV 1."""
-    anchors = {p.portfolio_id: p.start if p.start >= start else max(d for d, _ in p.schedule if d <= start)
-               for p in portfolios}
-    tickers = sorted({t for p in portfolios for _, w in p.schedule for t in w})
+    NAV 1. Only the rebalances up to `end` are followed, so the paths carry the tickers held in the range, not
+    every ticker of the book's life."""
     if not portfolios:
         return NavPaths({}, pd.DataFrame(), {})
+    anchors = {p.portfolio_id: p.start if p.start >= start else max(d for d, _ in p.schedule if d <= start)
+               for p in portfolios}
+    schedules = {p.portfolio_id: p.schedule_from(anchors[p.portfolio_id], until=end) for p in portfolios}
+    tickers = sorted({t for schedule in schedules.values() for _, w in schedule for t in w})
     prices = price_frames(wh, sessions_before(min(anchors.values()), PRICE_LOOKBACK_SESSIONS), end,
                           tickers)["adj_close"]
     sessions = nyse_sessions()
@@ -114,7 +116,8 @@ def nav_paths(wh: Warehouse, portfolios: list[Portfolio], start: pd.Timestamp, e
         anchor = anchors[p.portfolio_id]
         days = sessions[(sessions >= anchor) & (sessions <= end)]
         try:
-            out.paths[p.portfolio_id] = raw_nav_path(prices, days, p.schedule_from(anchor), 1.0, rf_d, label=p.name)
+            out.paths[p.portfolio_id] = raw_nav_path(prices, days, schedules[p.portfolio_id], 1.0, rf_d,
+                                                     label=p.name)
         except Exception as exc:  # noqa: BLE001 - one portfolio's failure must not stop the others
             out.errors[p.name] = portfolio_error(p.name, exc)
     return out
@@ -162,10 +165,16 @@ def _require_betas(wh: Warehouse, market_returns: pd.Series, start: pd.Timestamp
                              f"{missing[0].date()}: materialize position_market_betas for the range first")
 
 
+SNAPSHOT_BATCH = 25
+"""Books whose weight paths (days x tickers each) are held at once while snapshots are computed: the step's memory
+stays bounded however many books there are; every book's rows are computed on their own, whatever the batch."""
+
+
 def compute_snapshots(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, market: str, rf_d: float,
                       sectors: dict[str, str], benchmark_weights: SnapshotBenchmark,
-                      threshold: float = DEFAULT_DRIFT_THRESHOLD) -> PortfolioRiskRun:
-    """`portfolio_snapshots` rows of every active portfolio for the trading days of [start, end]."""
+                      threshold: float = DEFAULT_DRIFT_THRESHOLD, batch: int = SNAPSHOT_BATCH) -> PortfolioRiskRun:
+    """`portfolio_snapshots` rows of every active portfolio for the trading days of [start, end], `batch` books
+    at a time."""
     portfolios = load_active_portfolios(wh, end)
     run = PortfolioRiskRun(rows=pd.DataFrame(), active=portfolios)
     if not portfolios:
@@ -176,25 +185,28 @@ def compute_snapshots(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, mar
         raise RiskInputError(f"price_data has no prices for the market ticker {market!r}: materialize price_data")
     market_returns = simple_returns(market_px[market])
     _require_betas(wh, market_returns, start, end, market)
-    paths, run.errors = weight_paths(wh, portfolios, start, end, rf_d)
-    tickers = sorted({t for w in paths.values() for t in w.columns})
-    betas = _beta_frames(wh, tickers, start, end, market) if tickers else {}
     returns = _raw_returns(wh, portfolios, end)
     definitions = wh.query("SELECT portfolio_id, benchmark, config FROM portfolio_definitions")
     benchmarks = dict(zip(definitions["portfolio_id"].astype("int64"), definitions["benchmark"]))
     bounds = {int(pid): config_bounds(config) for pid, config in zip(definitions["portfolio_id"],
                                                                        definitions["config"])}
     frames = []
-    for p in portfolios:
-        if p.portfolio_id not in paths:
-            continue
-        try:
-            bench = benchmark_weights(benchmarks.get(p.portfolio_id) or market)
-            frames.append(_snapshot_rows(p, paths[p.portfolio_id], returns, market_returns, betas, sectors,
-                                         bench, threshold, start, end, bounds.get(p.portfolio_id)))
-            run.portfolio_ids.append(p.portfolio_id)
-        except Exception as exc:  # noqa: BLE001 - one portfolio's failure must not stop the others
-            run.errors[p.name] = portfolio_error(p.name, exc)
+    for i in range(0, len(portfolios), batch):
+        books = portfolios[i:i + batch]
+        paths, errors = weight_paths(wh, books, start, end, rf_d)
+        run.errors.update(errors)
+        tickers = sorted({t for w in paths.values() for t in w.columns})
+        betas = _beta_frames(wh, tickers, start, end, market) if tickers else {}
+        for p in books:
+            if p.portfolio_id not in paths:
+                continue
+            try:
+                bench = benchmark_weights(benchmarks.get(p.portfolio_id) or market)
+                frames.append(_snapshot_rows(p, paths[p.portfolio_id], returns, market_returns, betas, sectors,
+                                             bench, threshold, start, end, bounds.get(p.portfolio_id)))
+                run.portfolio_ids.append(p.portfolio_id)
+            except Exception as exc:  # noqa: BLE001 - one portfolio's failure must not stop the others
+                run.errors[p.name] = portfolio_error(p.name, exc)
     run.rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return run
 
