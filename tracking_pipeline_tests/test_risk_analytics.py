@@ -61,6 +61,19 @@ def test_allocation_drift_frame_equals_single_date_function() -> None:
     assert frame.loc[DAYS[3], "max_drift_ticker"] == "XOM"
 
 
+def test_zero_drift_names_a_held_ticker_never_one_only_listed() -> None:
+    """On a rebalance day every drift is 0: the tie goes to the first ticker held or targeted, not to a ticker
+    listed at 0 on both sides (e.g. one the book buys only at a later rebalance: no look-ahead)."""
+    days = pd.DatetimeIndex(["2024-01-02", "2024-01-03", "2024-01-04"])
+    current = pd.DataFrame({"AAA": [0.0, 0.0, 0.0], "MSFT": [0.5, 0.52, 0.0], "XOM": [0.5, 0.48, 0.0]}, index=days)
+    target = pd.DataFrame({"AAA": [0.0, 0.0, 0.0], "MSFT": [0.5, 0.5, 0.0], "XOM": [0.5, 0.5, 0.0]}, index=days)
+    frame = allocation_drift_frame(current, target)
+    assert list(frame["max_drift_ticker"].iloc[:2]) == ["MSFT", "MSFT"] and pd.isna(frame["max_drift_ticker"].iloc[2])
+    assert frame["max_allocation_drift"].tolist() == pytest.approx([0.0, 0.02, 0.0])
+    assert [allocation_drift(current.loc[day], target.loc[day]) for day in days] == [
+        (0.0, "MSFT"), (pytest.approx(0.02), "MSFT"), (0.0, None)]
+
+
 def test_historical_replays_frame_equals_single_replay_and_has_no_look_ahead() -> None:
     index = pd.bdate_range("2020-01-01", periods=30)
     rng = np.random.default_rng(3)

@@ -251,14 +251,16 @@ def allocation_drift(
     current_weights: Mapping[str, float] | pd.Series,
     target_weights: Mapping[str, float] | pd.Series,
 ) -> tuple[float, str | None]:
-    """Largest absolute drift ``|current_i - target_i|`` over the union of tickers, and its ticker.
+    """Largest absolute drift ``|current_i - target_i|`` over the tickers held or targeted (a nonzero weight on
+    either side), and its ticker.
 
-    A ticker missing on one side counts as weight 0 there.  Ties (within 1e-12) go to the
-    alphabetically first ticker.  ``(0.0, None)`` when both sides are empty.
+    A ticker missing on one side counts as weight 0 there; one at 0 on both sides is not a candidate (a listed
+    zero must not name a ticker the book neither holds nor targets).  Ties (within 1e-12) go to the
+    alphabetically first ticker.  ``(0.0, None)`` when neither side holds anything.
     """
     cur = _as_weights(current_weights)
     tgt = _as_weights(target_weights)
-    idx = sorted(set(cur.index) | set(tgt.index), key=str)
+    idx = sorted(set(cur.index[cur != 0]) | set(tgt.index[tgt != 0]), key=str)
     if not idx:
         return 0.0, None
     diff = (cur.reindex(idx, fill_value=0.0) - tgt.reindex(idx, fill_value=0.0)).abs()
@@ -270,8 +272,9 @@ def allocation_drift(
 def allocation_drift_frame(current_wide: pd.DataFrame, target_wide: pd.DataFrame) -> pd.DataFrame:
     """``allocation_drift`` for every row: columns ``max_allocation_drift`` and ``max_drift_ticker``.
 
-    Rows are ``current_wide``'s index (``target_wide`` is aligned on it); tickers are the union of
-    both frames' columns, missing weights count as 0, ties go to the alphabetically first ticker.
+    Rows are ``current_wide``'s index (``target_wide`` is aligned on it); a row's candidates are the
+    tickers with a nonzero weight on either side that day (missing weights count as 0), ties go to the
+    alphabetically first ticker; a row holding and targeting nothing gives ``(0.0, None)``.
     """
     tickers = sorted(set(current_wide.columns) | set(target_wide.columns), key=str)
     if not tickers:
@@ -279,10 +282,12 @@ def allocation_drift_frame(current_wide: pd.DataFrame, target_wide: pd.DataFrame
     cur = current_wide.reindex(columns=tickers).fillna(0.0).to_numpy(dtype=float)
     tgt = target_wide.reindex(index=current_wide.index, columns=tickers).fillna(0.0).to_numpy(dtype=float)
     diff = np.abs(cur - tgt)
+    candidate = (cur != 0) | (tgt != 0)
     top = diff.max(axis=1)
-    pos = np.argmax(diff >= top[:, None] - 1e-12, axis=1)
-    return pd.DataFrame({"max_allocation_drift": top,
-                         "max_drift_ticker": np.asarray(tickers, dtype=object)[pos]}, index=current_wide.index)
+    pos = np.argmax((diff >= top[:, None] - 1e-12) & candidate, axis=1)
+    names = np.asarray(tickers, dtype=object)[pos]
+    names[~candidate.any(axis=1)] = None
+    return pd.DataFrame({"max_allocation_drift": top, "max_drift_ticker": names}, index=current_wide.index)
 
 
 def drift_exceeds(max_abs_drift: float, threshold: float = DEFAULT_DRIFT_THRESHOLD) -> bool:
