@@ -166,8 +166,9 @@ def _require_betas(wh: Warehouse, market_returns: pd.Series, start: pd.Timestamp
 
 
 SNAPSHOT_BATCH = 25
-"""Books whose weight paths (days x tickers each) are held at once while snapshots are computed: the step's memory
-stays bounded however many books there are; every book's rows are computed on their own, whatever the batch."""
+"""Books whose weight paths (days x tickers each) are held at once while snapshots are computed, so the paths do
+not grow with the number of books (the range's rows still do); every book's rows are computed on their own,
+whatever the batch."""
 
 
 def compute_snapshots(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, market: str, rf_d: float,
