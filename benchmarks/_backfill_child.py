@@ -1,9 +1,10 @@
 """Child process of the backfill benchmarks: `python -m tracking_pipeline backfill ...` on the real or no-op graph.
 
 Runs the CLI's own `main` (same chunking, event batching and job sequence) with the warehouse summary left out,
-so both graphs do exactly the same orchestration work; `--graph noop` swaps in `noop_definitions(defs)`. A thread
-samples the process's resident set every 0.2 s, so each step line also gives the peak RSS while that step ran (the
-in-process executor runs one step at a time: which step holds the process's memory).
+so both graphs do exactly the same orchestration work; `--graph noop` passes `noop_build` (the graph of
+`noop_definitions`). A thread samples the resident set of this process and of its descendants (the CLI runs each
+chunk of a multi-chunk range in a process of its own) every 0.2 s, so each step line also gives the largest RSS of
+any one process while that step ran (the CLI's runs execute one step at a time: which step holds the memory).
 """
 
 from __future__ import annotations
@@ -22,26 +23,38 @@ warnings.filterwarnings("ignore")
 def main(argv: list[str]) -> int:
     graph, cli_args = argv[0], argv[1:]
     import tracking_pipeline.cli as cli
-    import tracking_pipeline.definitions as definitions
 
-    if graph == "noop":
-        from _common import noop_definitions
-
-        real = definitions.build_definitions
-        definitions.build_definitions = lambda settings=None: noop_definitions(real(settings))
-    elif graph != "real":
+    if graph not in ("real", "noop"):
         raise SystemExit(f"graph must be real or noop, got {graph!r}")
+    from _common import noop_build
+
     cli.summary = lambda out=None: None
     started = time.time()
     samples = RssSampler()
-    code = cli.main(cli_args)
+    code = cli.main(cli_args, build=noop_build if graph == "noop" else None)
     samples.stop()
     print_step_times(started, samples)
     return code
 
 
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc)."""
+    pids, out = [pid], []
+    while pids:
+        current = pids.pop()
+        out.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    pids.extend(int(child) for child in handle.read().split())
+        except OSError:
+            continue
+    return out
+
+
 class RssSampler:
-    """(time, resident MiB) of this process every `interval` seconds, on a daemon thread."""
+    """(time, resident MiB of the largest process: this one or a descendant) every `interval` seconds, on a daemon
+    thread."""
 
     def __init__(self, interval: float = 0.2) -> None:
         self.samples: list[tuple[float, float]] = []
@@ -51,11 +64,16 @@ class RssSampler:
         self._thread.start()
 
     def _run(self, interval: float) -> None:
-        with open("/proc/self/statm") as statm:
-            while not self._done.is_set():
-                statm.seek(0)
-                self.samples.append((time.time(), int(statm.read().split()[1]) * self._page_mib))
-                self._done.wait(interval)
+        while not self._done.is_set():
+            largest = 0
+            for pid in _tree(os.getpid()):
+                try:
+                    with open(f"/proc/{pid}/statm") as statm:
+                        largest = max(largest, int(statm.read().split()[1]))
+                except OSError:
+                    continue
+            self.samples.append((time.time(), largest * self._page_mib))
+            self._done.wait(interval)
 
     def stop(self) -> None:
         self._done.set()

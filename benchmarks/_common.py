@@ -150,6 +150,14 @@ def workdir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def noop_build():  # noqa: ANN201 - dagster types, imported lazily
+    """The code location's graph with no-op bodies (`noop_definitions`): the CLI's `build` for the floor, a
+    top-level function so that the CLI's chunk processes can call it too."""
+    from tracking_pipeline.definitions import build_definitions
+
+    return noop_definitions(build_definitions())
+
+
 def noop_definitions(defs):  # noqa: ANN001, ANN201 - dagster types, imported lazily
     """The same asset graph with bodies that only report success.
 

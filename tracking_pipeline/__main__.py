@@ -4,4 +4,5 @@ import sys
 
 from tracking_pipeline.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a backfill's chunk process (spawned) imports this module again
+    sys.exit(main())
