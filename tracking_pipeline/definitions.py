@@ -10,7 +10,7 @@ from tracking_pipeline.defs.automation.alerts import check_failure_alert_sensor,
 from tracking_pipeline.defs.automation.schedules import nightly_daily_assets
 from tracking_pipeline.defs.automation.sensors import downstream_after_daily_sensor, portfolio_registration_sensor
 from tracking_pipeline.defs.common import DefsContext
-from tracking_pipeline.defs.executors import build_executor
+from tracking_pipeline.defs.executors import batch_events, build_executor
 from tracking_pipeline.defs.jobs import daily_assets_job, downstream_job, registry_job
 from tracking_pipeline.defs.market import assets as market_assets
 from tracking_pipeline.defs.monitoring import assets as monitoring_assets
@@ -58,4 +58,5 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
 
 
+batch_events()  # every process that loads the code location to run steps (UI, daemon, schedule, sensor runs)
 defs = build_definitions()

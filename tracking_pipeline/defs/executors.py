@@ -28,8 +28,10 @@ dagster, pandas and the definitions again for every step (~5 s of CPU each, 75 s
 
 
 def batch_events() -> None:
-    """Batched event writes (unless DAGSTER_EVENT_BATCH_SIZE is set): a range step records one event per partition
-    per asset. Called by every process that executes steps: the CLI and the Celery workers."""
+    """Batched event writes (unless DAGSTER_EVENT_BATCH_SIZE is set): a range step records two events per partition
+    per asset. Called by every process that executes steps: the CLI, the Celery workers and any process that loads
+    the code location (`tracking_pipeline.definitions`: the runs launched from the UI, schedules and sensors).
+    dagster-postgres and the embedded storage (tracking_pipeline/instance_storage.py) then write a batch at once."""
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 
 
