@@ -85,3 +85,18 @@ def test_killed_backfill_resumes_to_the_uninterrupted_result(tracking_env):
 
     counts = assert_same_tables(table_snapshot(open_warehouse(wh)), table_snapshot(open_warehouse(ref_wh)), tol=1e-12)
     print(f"uninterrupted {uninterrupted_s:.1f}s, resumed {resumed_s:.1f}s; rows compared {sum(counts.values())}")
+
+
+def _dies_at_start():  # noqa: ANN202 - a chunk process's Definitions factory that kills its process
+    os._exit(3)
+
+
+def test_a_chunk_process_that_dies_is_a_failed_run_not_a_hang():
+    """A chunk's process killed before reporting (out of memory, a signal) ends the CLI's run as FAILED with the
+    exit code, instead of waiting for an outcome that never comes."""
+    from tracking_pipeline.cli import _execute_in_child
+
+    outcome = _execute_in_child(_dies_at_start, "daily_assets_job", {})
+    assert not outcome.success
+    assert outcome.failures == ["daily_assets_job: its process exited with code 3 before reporting (killed, e.g. "
+                                "out of memory?)"]
