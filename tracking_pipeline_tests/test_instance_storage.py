@@ -1,6 +1,7 @@
-"""The embedded instance's batched SQLite event log (tracking_pipeline/instance_storage.py) stores exactly what
-Dagster's own SQLite event log stores one event at a time: same rows in the run's shard and in the cross-run index
-(types, assets, partitions, order), same asset event tags, same asset table, same materialized partitions."""
+"""The batched event logs (tracking_pipeline/instance_storage.py) store exactly what Dagster's own event logs store
+one event at a time: on SQLite (the embedded instance) same rows in the run's shard and in the cross-run index
+(types, assets, partitions, order), same asset event tags, same asset table, same materialized partitions; on
+PostgreSQL (deploy/dagster.yaml) the same against dagster-postgres' storage."""
 
 import json
 import shutil
@@ -9,8 +10,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
-from tracking_pipeline.instance_storage import BatchedSqliteEventLogStorage
+from tracking_pipeline.instance_storage import BatchedPostgresEventLogStorage, BatchedSqliteEventLogStorage
+from tracking_pipeline.warehouse.postgres_backend import scratch_database
+from tracking_pipeline_tests.conftest import DEPLOY_INSTANCE_YAML, POSTGRES_ADMIN_URL
+from tracking_pipeline_tests.helpers import postgres_instance_env
 
 REPO = Path(__file__).resolve().parent.parent
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-04-10")
@@ -42,6 +47,20 @@ def _rows(db: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
+def _spy_on_single_writes(monkeypatch: pytest.MonkeyPatch, storage: type) -> list[str]:
+    """The planned or recorded materializations `storage` writes one at a time (it still writes them)."""
+    singles: list[str] = []
+    one_by_one = storage.store_event
+
+    def spy(self, event):  # noqa: ANN001, ANN202
+        if event.dagster_event_type and event.dagster_event_type.value.startswith("ASSET_MATERIALIZATION"):
+            singles.append(event.dagster_event_type.value)
+        return one_by_one(self, event)
+
+    monkeypatch.setattr(storage, "store_event", spy)
+    return singles
+
+
 def _events(db: Path) -> list[tuple]:
     """(type, asset, partition, step) of every event in id order: what the shard indexes."""
     return _rows(db, "SELECT dagster_event_type, asset_key, partition, step_key FROM event_logs ORDER BY id")
@@ -67,15 +86,7 @@ def test_batched_event_log_stores_what_one_by_one_writes_store(tmp_path, monkeyp
     (plain / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # Dagster's default SQLite storage
     shutil.copy(REPO / "dagster.yaml", batched / "dagster.yaml")
 
-    singles: list[str] = []  # asset events the batched storage wrote one at a time (a spy: it still writes them)
-    one_by_one = BatchedSqliteEventLogStorage.store_event
-
-    def spy(self, event):  # noqa: ANN001, ANN202
-        if event.dagster_event_type and event.dagster_event_type.value.startswith("ASSET_MATERIALIZATION"):
-            singles.append(event.dagster_event_type.value)
-        return one_by_one(self, event)
-
-    monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event", spy)
+    singles = _spy_on_single_writes(monkeypatch, BatchedSqliteEventLogStorage)
     instances = {}
     for home in (plain, batched):
         for start, end in (("2024-01-01", "2024-02-29"), ("2024-03-01", "2024-04-09")):  # two range runs
@@ -113,3 +124,65 @@ def test_batched_event_log_stores_what_one_by_one_writes_store(tmp_path, monkeyp
         assert latest.run_id == instances[batched].get_runs(limit=1)[0].run_id
     for instance in instances.values():
         instance.dispose()
+
+
+def _pg_rows(url: str, sql: str) -> list[tuple]:
+    import psycopg2
+
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def _pg_asset_table(url: str) -> list[tuple]:
+    out = []
+    for key, last, run_id in _pg_rows(url, "SELECT asset_key, last_materialization, last_run_id FROM asset_keys "
+                                           "ORDER BY asset_key"):
+        storage_id = json.loads(last)["storage_id"]
+        [(stored_key, stored_partition)] = _pg_rows(url, f"SELECT asset_key, partition FROM event_logs "
+                                                         f"WHERE id = {storage_id}")
+        out.append((key, stored_key, stored_partition, run_id is not None))
+    return out
+
+
+def test_batched_postgres_event_log_stores_what_dagster_postgres_stores(postgres_url, tmp_path, monkeypatch):
+    """deploy/dagster.yaml's storage writes planned materializations in batches too, and leaves the same rows as
+    dagster-postgres' own storage (which writes them one by one)."""
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "40")
+    plain, batched = tmp_path / "plain", tmp_path / "batched"
+    plain.mkdir()
+    batched.mkdir()
+    deploy = yaml.safe_load(DEPLOY_INSTANCE_YAML.read_text())
+    assert deploy["storage"]["custom"]["class"] == "BatchedPostgresStorage"
+    (plain / "dagster.yaml").write_text(yaml.safe_dump(  # dagster-postgres' storage, same connection fields
+        {"storage": {"postgres": deploy["storage"]["custom"]["config"]}}))
+    shutil.copy(DEPLOY_INSTANCE_YAML, batched / "dagster.yaml")
+    singles = _spy_on_single_writes(monkeypatch, BatchedPostgresEventLogStorage)
+    instances, urls = {}, {batched: postgres_url}
+    with scratch_database(POSTGRES_ADMIN_URL, "tp_test") as plain_url:
+        urls[plain] = plain_url
+        for home in (plain, batched):
+            for name, value in postgres_instance_env(urls[home]).items():
+                monkeypatch.setenv(name, value)
+            for start, end in (("2024-01-01", "2024-02-29"), ("2024-03-01", "2024-04-09")):
+                instances[home] = _run(home, monkeypatch, start, end)
+        assert isinstance(instances[batched].event_log_storage, BatchedPostgresEventLogStorage)
+        assert not isinstance(instances[plain].event_log_storage, BatchedPostgresEventLogStorage)
+        assert singles == []  # every planned and recorded materialization went through store_event_batch
+
+        events = "SELECT dagster_event_type, asset_key, partition, step_key FROM event_logs ORDER BY id"
+        plain_events = _pg_rows(plain_url, events)
+        assert plain_events == _pg_rows(postgres_url, events)
+        kinds = [e[0] for e in plain_events]
+        assert kinds.count("ASSET_MATERIALIZATION") == 2 * 100 and kinds.count("ASSET_MATERIALIZATION_PLANNED") >= 2
+        tags = "SELECT asset_key, key, value FROM asset_event_tags ORDER BY event_id, key"
+        assert _pg_rows(plain_url, tags) and _pg_rows(plain_url, tags) == _pg_rows(postgres_url, tags)
+        assert _pg_asset_table(plain_url) == _pg_asset_table(postgres_url)
+        assert [row[2] for row in _pg_asset_table(postgres_url)] == ["2024-04-09", "2024-04-09"]
+        for key in ("prices", "navs"):
+            asset = dg.AssetKey(key)
+            expected = set(PARTITIONS.get_partition_keys())
+            assert instances[plain].get_materialized_partitions(asset) == expected
+            assert instances[batched].get_materialized_partitions(asset) == expected
+        for instance in instances.values():
+            instance.dispose()
