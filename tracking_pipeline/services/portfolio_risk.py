@@ -360,7 +360,8 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
         return run
     snaps["portfolio_id"] = snaps["portfolio_id"].astype("int64")
     end = pd.Timestamp(snaps["snapshot_date"].max())
-    portfolios = [p for p in load_active_portfolios(wh, end) if p.portfolio_id in set(snaps["portfolio_id"])]
+    by_portfolio = {int(k): g.set_index("snapshot_date") for k, g in snaps.groupby("portfolio_id", sort=False)}
+    portfolios = [p for p in load_active_portfolios(wh, end) if p.portfolio_id in by_portfolio]
     if not portfolios:
         return run
     tickers = sorted({t for p in portfolios for _, w in p.schedule for t, x in w.items() if x > 0} | {market})
@@ -374,7 +375,7 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
     navs = navs.astype({"portfolio_id": "int64"}).set_index(["portfolio_id", "trade_date"])["nav"]
     inputs, current = {}, {}
     for p in portfolios:
-        mine = snaps[snaps["portfolio_id"] == p.portfolio_id].set_index("snapshot_date")
+        mine = by_portfolio[p.portfolio_id]
         days = stress_dates(mine.index.to_series())
         beta = mine["market_beta_weighted"].reindex(days).to_numpy(float)
         nav = navs.reindex(pd.MultiIndex.from_product([[p.portfolio_id], days])).to_numpy(float)
