@@ -127,7 +127,8 @@ def postgres_database() -> Iterator[str]:
 
 
 def dagster_home(root: Path, postgres_url: str | None = None) -> Path:
-    """A fresh DAGSTER_HOME seeded with the project's dagster.yaml (SQLite), or with Postgres storage added."""
+    """A fresh DAGSTER_HOME seeded with the project's dagster.yaml (SQLite), or with the production storage of
+    deploy/dagster.yaml (batched dagster-postgres) on `postgres_url`."""
     import yaml
 
     home = root / "dagster_home"
@@ -136,7 +137,8 @@ def dagster_home(root: Path, postgres_url: str | None = None) -> Path:
     if postgres_url:
         # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2
         url = postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1)
-        config["storage"] = {"postgres": {"postgres_url": url}}
+        storage = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())["storage"]["custom"]
+        config["storage"] = {"custom": {**storage, "config": {"postgres_url": url}}}
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return home
 
