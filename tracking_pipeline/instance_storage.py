@@ -121,16 +121,11 @@ class BatchedPostgresEventLogStorage(AssetEventBatches, PostgresEventLogStorage)
     materializations and observations, so a range run's ~2 x days x assets planned events went one INSERT (and one
     index transaction) each."""
 
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,
-                          config_value: Mapping[str, Any]) -> BatchedPostgresEventLogStorage:
-        return cls(pg_url_from_config(config_value), config_value.get("should_autocreate_tables", True),
-                   inst_data=inst_data, token_provider=get_token_provider_from_config(config_value))
-
 
 class BatchedPostgresStorage(DagsterPostgresStorage):
     """`storage: postgres` (runs, event log, schedules in one database) with the batched event log; selected in
-    deploy/dagster.yaml as `storage: custom` with the same `postgres_db` config."""
+    deploy/dagster.yaml as `storage: custom` with the same `postgres_db` config. (The event log dagster-postgres'
+    constructor builds first is dropped unused: ~9 ms per instance, less than copying that constructor.)"""
 
     def __init__(self, postgres_url: str, should_autocreate_tables: bool = True,
                  inst_data: ConfigurableClassData | None = None, token_provider: Any = None) -> None:
@@ -143,8 +138,3 @@ class BatchedPostgresStorage(DagsterPostgresStorage):
                           config_value: Mapping[str, Any]) -> BatchedPostgresStorage:
         return cls(pg_url_from_config(config_value), config_value.get("should_autocreate_tables", True),
                    inst_data=inst_data, token_provider=get_token_provider_from_config(config_value))
-
-    @property
-    def event_storage_data(self) -> ConfigurableClassData | None:
-        return (ConfigurableClassData(__name__, BatchedPostgresEventLogStorage.__name__, self.inst_data.config_yaml)
-                if self.inst_data else None)

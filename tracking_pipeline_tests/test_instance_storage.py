@@ -66,14 +66,23 @@ def _events(db: Path) -> list[tuple]:
     return _rows(db, "SELECT dagster_event_type, asset_key, partition, step_key FROM event_logs ORDER BY id")
 
 
-def _asset_table(db: Path) -> list[tuple]:
-    """Each asset's last materialization (its partition and whether it points at a stored event of that asset)."""
+def _pg_rows(url: str, sql: str) -> list[tuple]:
+    import psycopg2
+
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def _asset_table(db: Path | str) -> list[tuple]:
+    """Each asset's last materialization (its partition and whether it points at a stored event of that asset), in a
+    SQLite index shard (a path) or a PostgreSQL database (a URL)."""
+    rows = _pg_rows if isinstance(db, str) else _rows
     out = []
-    for key, last, run_id in _rows(db, "SELECT asset_key, last_materialization, last_run_id FROM asset_keys "
-                                       "ORDER BY asset_key"):
-        record = json.loads(last)
-        storage_id = record["storage_id"]
-        [(stored_key, stored_partition)] = _rows(db, f"SELECT asset_key, partition FROM event_logs WHERE id = {storage_id}")
+    for key, last, run_id in rows(db, "SELECT asset_key, last_materialization, last_run_id FROM asset_keys "
+                                      "ORDER BY asset_key"):
+        storage_id = json.loads(last)["storage_id"]
+        [(stored_key, stored_partition)] = rows(db, f"SELECT asset_key, partition FROM event_logs WHERE id = {storage_id}")
         out.append((key, stored_key, stored_partition, run_id is not None))
     return out
 
@@ -126,25 +135,6 @@ def test_batched_event_log_stores_what_one_by_one_writes_store(tmp_path, monkeyp
         instance.dispose()
 
 
-def _pg_rows(url: str, sql: str) -> list[tuple]:
-    import psycopg2
-
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetchall()
-
-
-def _pg_asset_table(url: str) -> list[tuple]:
-    out = []
-    for key, last, run_id in _pg_rows(url, "SELECT asset_key, last_materialization, last_run_id FROM asset_keys "
-                                           "ORDER BY asset_key"):
-        storage_id = json.loads(last)["storage_id"]
-        [(stored_key, stored_partition)] = _pg_rows(url, f"SELECT asset_key, partition FROM event_logs "
-                                                         f"WHERE id = {storage_id}")
-        out.append((key, stored_key, stored_partition, run_id is not None))
-    return out
-
-
 def test_batched_postgres_event_log_stores_what_dagster_postgres_stores(postgres_url, tmp_path, monkeypatch):
     """deploy/dagster.yaml's storage writes planned materializations in batches too, and leaves the same rows as
     dagster-postgres' own storage (which writes them one by one)."""
@@ -176,9 +166,10 @@ def test_batched_postgres_event_log_stores_what_dagster_postgres_stores(postgres
         kinds = [e[0] for e in plain_events]
         assert kinds.count("ASSET_MATERIALIZATION") == 2 * 100 and kinds.count("ASSET_MATERIALIZATION_PLANNED") >= 2
         tags = "SELECT asset_key, key, value FROM asset_event_tags ORDER BY event_id, key"
-        assert _pg_rows(plain_url, tags) and _pg_rows(plain_url, tags) == _pg_rows(postgres_url, tags)
-        assert _pg_asset_table(plain_url) == _pg_asset_table(postgres_url)
-        assert [row[2] for row in _pg_asset_table(postgres_url)] == ["2024-04-09", "2024-04-09"]
+        plain_tags = _pg_rows(plain_url, tags)
+        assert plain_tags and plain_tags == _pg_rows(postgres_url, tags)
+        assert _asset_table(plain_url) == _asset_table(postgres_url)
+        assert [row[2] for row in _asset_table(postgres_url)] == ["2024-04-09", "2024-04-09"]
         for key in ("prices", "navs"):
             asset = dg.AssetKey(key)
             expected = set(PARTITIONS.get_partition_keys())
