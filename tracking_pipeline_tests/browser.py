@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -51,11 +52,11 @@ class Browser:
     def __init__(self, width: int = 1440, height: int = 1000) -> None:
         from websockets.sync.client import connect
 
-        self._profile = tempfile.TemporaryDirectory()
-        self.proc = subprocess.Popen(
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
+        self.proc = subprocess.Popen(  # its own process group: close() stops its helper processes too
             [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={self._profile.name}", "--remote-debugging-port=0",
              "--remote-debugging-address=127.0.0.1", f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         port = self._devtools_port()
         deadline = time.monotonic() + 30
         page = None
@@ -164,12 +165,19 @@ class Browser:
         try:
             self.ws.close()
         finally:
-            self.proc.terminate()
+            self._signal_group(signal.SIGTERM)  # Chromium and its renderer/utility processes
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self._profile.cleanup()
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait()
+            self._profile.cleanup()  # a helper still exiting may keep writing the profile: never fails the test
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:  # every process of the group already gone
+            pass
 
     def __enter__(self) -> "Browser":
         return self
