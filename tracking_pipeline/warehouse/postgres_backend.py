@@ -78,16 +78,14 @@ class PostgresWarehouse(Warehouse):
             cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
         conn.rollback()
         buffer.seek(0)
-        options = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False)
+        options = pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
+                                       quoted_strings_can_be_null=False,
+                                       true_values=["t"], false_values=["f"])
         return pacsv.read_csv(buffer, convert_options=options)
 
     def _fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> pd.DataFrame:
-        with conn.cursor() as cur:
-            cur.execute(_placeholders(sql), list(params))
-            rows = cur.fetchall()
-            names = [d.name for d in cur.description]
-        conn.rollback()
-        return pd.DataFrame.from_records(rows, columns=names)
+        """The rows through `_fetch_arrow` (a history read as Python tuples took twice as long and more memory)."""
+        return _frame(self._fetch_arrow(conn, sql, params))
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
         with conn.cursor() as cur:
@@ -111,6 +109,19 @@ def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
                 cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         admin.close()
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow rows as the frame DuckDB gives: numbers, text and booleans typed (integers and booleans with NULLs
+    as pandas' nullable types), dates as `datetime.date` (turned into datetime64 by `query`)."""
+    columns = []
+    for column in table.columns:
+        nullable = column.null_count and (pa.types.is_integer(column.type) or pa.types.is_boolean(column.type))
+        columns.append(pd.Series(pd.array(column.to_pylist(), dtype="Int64" if pa.types.is_integer(column.type)
+                                          else "boolean")) if nullable else column.to_pandas())
+    frame = pd.concat(columns, axis=1, ignore_index=True) if columns else pd.DataFrame()
+    frame.columns = table.column_names
+    return frame
 
 
 def _placeholders(sql: str) -> str:
