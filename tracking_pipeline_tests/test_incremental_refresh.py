@@ -15,12 +15,27 @@ from tracking_pipeline_tests.helpers import QUIET, run_assets, run_job
 START = "2018-01-02"
 
 
+DATE_COLUMN = {"asset_correlations": "calc_date", "portfolio_stress_tests": "snapshot_date"}
+
+
 def materialize(env, asset: str, count: str) -> int:  # noqa: ANN001
-    """Materialize one downstream asset alone; the metadata value `count` (dates written)."""
+    """Materialize one downstream asset alone; the metadata value `count` (dates written). The table summary in
+    the metadata (read from the input fingerprints) matches a scan of the table."""
     result = env.defs().resolve_job_def("downstream_job").execute_in_process(
         instance=env.instance, run_config=QUIET, asset_selection=[dg.AssetKey(asset)])
     [event] = result.get_asset_materialization_events()
-    return event.step_materialization_data.materialization.metadata[count].value
+    metadata = event.step_materialization_data.materialization.metadata
+    column = DATE_COLUMN[asset]
+    scan = env.warehouse_handle().query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT {column}) AS dates, MIN({column}) "
+                                        f"AS first, MAX({column}) AS last FROM {asset}").iloc[0]
+    assert metadata["dagster/row_count"].value == scan["n"] > 0 and metadata["dates"].value == scan["dates"]
+    assert (metadata["first_date"].value, metadata["last_date"].value) == (
+        str(pd.Timestamp(scan["first"]).date()), str(pd.Timestamp(scan["last"]).date()))
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(check.passed for check in checks)
+    if asset == "asset_correlations":  # the check reads the dates this run wrote
+        assert checks[0].metadata["dates_checked"].value == metadata["calc_dates_written"].value
+    return metadata[count].value
 
 
 def refresh(env) -> tuple[int, pd.DataFrame]:  # noqa: ANN001

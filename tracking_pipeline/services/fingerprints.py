@@ -73,6 +73,19 @@ def plan_refresh(wh: Warehouse, asset: str, table: str, date_column: str, curren
     return RefreshPlan(asset, sorted(set(current) - unchanged), stale)
 
 
+def stored_summary(wh: Warehouse, asset: str) -> dict[str, object]:
+    """Rows, dates and date range of an asset's whole table from its fingerprints (one row per part and date,
+    with the date's row count; `plan_refresh` keeps them equal to the table), without scanning the table."""
+    stored = wh.query("SELECT COALESCE(SUM(row_count), 0) AS n, COUNT(DISTINCT calc_date) AS dates, "
+                      "MIN(calc_date) AS first, MAX(calc_date) AS last FROM input_fingerprints "
+                      "WHERE asset = ? AND row_count > 0", [asset]).iloc[0]
+    out: dict[str, object] = {"dagster/row_count": int(stored["n"]), "dates": int(stored["dates"])}
+    if stored["dates"]:
+        out.update(first_date=str(pd.Timestamp(stored["first"]).date()),
+                   last_date=str(pd.Timestamp(stored["last"]).date()))
+    return out
+
+
 def refresh_writes(plan: RefreshPlan, table: str, date_column: str, rows: pd.DataFrame, current: Mapping[Key, str],
                    part_column: str | None = None) -> list[Write]:
     """The writes of a refresh, for one transaction: per part, `rows` replace the table's rows on the dates to

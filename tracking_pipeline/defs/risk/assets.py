@@ -7,6 +7,7 @@ Daily-partitioned: `position_market_betas`, `portfolio_snapshots`, `rebalancing_
 `asset_correlations` (month ends and the latest day). docs/risk.md explains the choices.
 """
 
+import datetime as dt
 from functools import lru_cache
 
 import dagster as dg
@@ -24,11 +25,12 @@ from tracking_pipeline.defs.risk.checks import (
     rolling_check_results, snapshot_check_results, stress_check_results,
 )
 from tracking_pipeline.services.market_risk import (
-    BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, RETURN_HORIZONS, RiskInputError, compute_asset_metrics, compute_betas,
-    refresh_correlations,
+    BETA_METHOD, BETA_WINDOW, CORRELATION_WINDOWS, CORRELATIONS, RETURN_HORIZONS, RiskInputError, compute_asset_metrics,
+    compute_betas, refresh_correlations,
 )
+from tracking_pipeline.services.fingerprints import stored_summary
 from tracking_pipeline.services.portfolio_risk import (
-    THRESHOLD_ENV, compute_snapshots, compute_stress_tests, rebalance_threshold,
+    STRESS_TESTS, THRESHOLD_ENV, compute_snapshots, compute_stress_tests, rebalance_threshold,
 )
 from tracking_pipeline.services.rebalancing import COST_ENV, compute_rebalancing_events, rebalance_cost_bps
 from tracking_pipeline.services.rolling_metrics import ROLLING_LOOKBACK, ROLLING_WINDOWS, compute_rolling_metrics
@@ -213,7 +215,7 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                               "ORDER BY portfolio_id, scenario")
             written = sum(len(w.scope["snapshot_date"]) for w in run.writes if w.table == "portfolio_stress_tests")
             return dg.MaterializeResult(
-                metadata={**_stored_summary(wh, "portfolio_stress_tests", "snapshot_date"), "preview": preview(latest, wh=wh),
+                metadata={**stored_summary(wh, STRESS_TESTS), "preview": preview(latest, wh=wh),
                           "portfolios": len(run.portfolio_ids), "dates_written": written, "rows_written": len(run.rows),
                           "latest": _with_names(wh, latest, ["snapshot_date", "scenario", "market_shock",
                                                              "expected_return", "expected_pnl"])},
@@ -257,36 +259,26 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
         with warehouse.session() as wh:
             end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
             portfolios = load_active_portfolios(wh, pd.Timestamp(end)) if end is not None else []
-            dates_written = rows_written = 0
+            dates_written: list[dt.date] = []
+            rows_written = 0
             for batch in refresh_correlations(wh, portfolios):
                 if batch.writes:
                     wh.replace(*batch.writes)
-                dates_written += len(batch.dates)
+                dates_written += batch.dates
                 rows_written += len(batch.rows)
             last = wh.query("SELECT calc_date, window_days, ticker_a, ticker_b, correlation, p_value, observations "
                             "FROM asset_correlations WHERE window_days = 60 AND calc_date = "
                             "(SELECT MAX(calc_date) FROM asset_correlations) ORDER BY ABS(correlation) DESC, ticker_a, "
                             "ticker_b LIMIT 10")
             return dg.MaterializeResult(
-                metadata={**_stored_summary(wh, "asset_correlations", "calc_date"),
-                          "calc_dates_written": dates_written, "rows_written": rows_written,
+                metadata={**stored_summary(wh, CORRELATIONS),
+                          "calc_dates_written": len(dates_written), "rows_written": rows_written,
                           "preview": preview(last, rows=10)},
-                check_results=correlation_check_results(wh),
+                check_results=correlation_check_results(wh, dates_written),
             )
 
     return [position_market_betas, portfolio_snapshots, rebalancing_events, portfolio_rolling_metrics,
             portfolio_stress_tests, asset_performance_metrics, asset_correlations]
-
-
-def _stored_summary(wh: Warehouse, table: str, date_column: str) -> dict[str, object]:
-    """Row count, number of dates and date range of a whole stored table (for assets that rewrite only part)."""
-    stored = wh.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT {date_column}) AS dates, MIN({date_column}) AS first, "
-                      f"MAX({date_column}) AS last FROM {table}").iloc[0]
-    out: dict[str, object] = {"dagster/row_count": int(stored["n"]), "dates": int(stored["dates"])}
-    if stored["n"]:
-        out.update(first_date=str(pd.Timestamp(stored["first"]).date()),
-                   last_date=str(pd.Timestamp(stored["last"]).date()))
-    return out
 
 
 def _with_names(wh: Warehouse, frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
