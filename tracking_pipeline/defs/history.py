@@ -16,7 +16,10 @@ this rule was therefore computed on a complete history, and so were the ones it 
 from __future__ import annotations
 
 import dagster as dg
+import pandas as pd
 from dagster import AssetExecutionContext
+
+from tracking_pipeline.trading_calendar import nyse_sessions
 
 PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 LOOKBACK_KEY = "tracking/lookback_sessions"
@@ -73,8 +76,9 @@ def missing_history(context: AssetExecutionContext) -> dict[dg.AssetKey, list[st
         sessions = windows.get(upstream.to_user_string())
         mapping = dg.TimeWindowPartitionMapping(start_offset=-int(sessions)) if sessions else \
             dep.partition_mapping or dg.IdentityPartitionMapping()
-        required = mapping.get_upstream_mapped_partitions_result_for_partitions(
-            subset, partitions, partitions).partitions_subset.get_partition_keys()
+        required = mapped_keys(mapping, partitions, key_range) if _on_sessions(mapping, partitions) else \
+            mapping.get_upstream_mapped_partitions_result_for_partitions(
+                subset, partitions, partitions).partitions_subset.get_partition_keys()
         if upstream == key:
             required = [k for k in required if k < key_range.start]
         if not required:
@@ -85,6 +89,26 @@ def missing_history(context: AssetExecutionContext) -> dict[dg.AssetKey, list[st
         if missing:
             out[upstream] = missing
     return out
+
+
+def _on_sessions(mapping: dg.PartitionMapping, partitions: dg.PartitionsDefinition) -> bool:
+    """Whether `mapped_keys` applies: an identity or plain offset mapping within daily YYYY-MM-DD partitions."""
+    plain = isinstance(mapping, dg.IdentityPartitionMapping) or (
+        isinstance(mapping, dg.TimeWindowPartitionMapping) and not mapping.allow_nonexistent_upstream_partitions)
+    return plain and isinstance(partitions, dg.TimeWindowPartitionsDefinition) and partitions.fmt == "%Y-%m-%d"
+
+
+def mapped_keys(mapping: dg.PartitionMapping, partitions: dg.TimeWindowPartitionsDefinition,
+                key_range: dg.PartitionKeyRange) -> list[str]:
+    """The partitions `mapping` maps the range to, counted on the NYSE sessions (the trading-day partitions are
+    those sessions from the first one): what Dagster's mapping gives, which steps window by window over the
+    excluded holidays (15 ms a step for a 252-session look-back, half a second of a nightly run)."""
+    start, end = (getattr(mapping, "start_offset", 0), getattr(mapping, "end_offset", 0))
+    sessions = nyse_sessions()
+    keys = sessions[sessions >= pd.Timestamp(partitions.get_first_partition_key())]
+    lo = int(keys.searchsorted(pd.Timestamp(key_range.start))) + start
+    hi = int(keys.searchsorted(pd.Timestamp(key_range.end))) + end
+    return list(keys[max(lo, 0):max(hi + 1, 0)].strftime("%Y-%m-%d"))
 
 
 _MATERIALIZED: dict[tuple[str, dg.AssetKey], frozenset[str]] = {}
