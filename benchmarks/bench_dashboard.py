@@ -53,7 +53,7 @@ def bench_report(warehouse: str, out: Path, repeat: int) -> None:
 
     def body() -> list:
         c0 = time.process_time()
-        written = write_files(str(out / "reports"), report_files(wh.session, 0.0))
+        written = write_files(str(out / "reports"), report_files(wh, 0.0))
         cpu.append(time.process_time() - c0)
         return written
 

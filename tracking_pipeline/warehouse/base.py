@@ -102,6 +102,10 @@ class Warehouse(ABC):
         self._schema_ready = False
         self._held: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy for another process (e.g. a report worker): the same warehouse, without this one's connection."""
+        return {**self.__dict__, "_held": None}
+
     # --- backend hooks -------------------------------------------------------------------------------------
     @abstractmethod
     @contextmanager

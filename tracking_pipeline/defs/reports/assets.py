@@ -43,8 +43,9 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
             context.log.warning(f"drift chart without its threshold line: {exc}")
             threshold = None
         client = s3.get_client() if tracking.reports.startswith("s3://") else None
-        written = write_files(tracking.reports, report_files(warehouse.session, tracking.risk_free_rate,
-                                                             threshold=threshold), client)
+        written = write_files(tracking.reports, report_files(warehouse.get(), tracking.risk_free_rate,
+                                                             threshold=threshold, workers=os.cpu_count() or 1),
+                              client)
         index = written[-1].location
         pages = [w for w in written if w.kind == "page" and w.name != "index.html"]
         with warehouse.session() as wh:
