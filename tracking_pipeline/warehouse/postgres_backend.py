@@ -15,7 +15,6 @@ import pandas as pd
 import psycopg2
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import psycopg2.extras
 
 from tracking_pipeline.warehouse.base import Warehouse
 from tracking_pipeline.warehouse.schema import BIGINT, BOOL, DATE, FLOAT, INT, TIMESTAMP, Table
@@ -53,7 +52,6 @@ class PostgresWarehouse(Warehouse):
     @contextmanager
     def _open(self) -> Iterator[Any]:
         conn = psycopg2.connect(self._dsn)
-        psycopg2.extras.register_default_jsonb(conn_or_curs=conn, loads=lambda text: text)
         try:
             yield conn
         finally:
