@@ -166,20 +166,36 @@ def _asset_metrics(frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd
     return pd.DataFrame(out)
 
 
-def co_held_pairs(portfolios: Iterable[Portfolio], day: pd.Timestamp,
-                  columns: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Column positions (a, b), a < b, of every ticker pair held together (positive target weight) on `day` by at
-    least one portfolio: the pairs whose co-movement a book's risk depends on. Linear in books, not the square of
-    the universe."""
-    codes = []
-    width = len(columns)
-    for p in portfolios:
-        cols = np.unique(np.array([columns[t] for t, w in p.weights_on(day).items()
-                                   if w > 0 and t in columns], dtype=np.intp))
-        a, b = np.triu_indices(len(cols), k=1)
-        codes.append(cols[a] * width + cols[b])
-    pairs = np.unique(np.concatenate(codes)) if codes else np.array([], dtype=np.intp)
-    return pairs // max(width, 1), pairs % max(width, 1)
+def co_held_pairs(portfolios: Sequence[Portfolio], days: pd.DatetimeIndex,
+                  columns: dict[str, int]) -> Iterator[tuple[pd.Timestamp, np.ndarray, np.ndarray]]:
+    """(day, a, b) for each of `days`: the column positions (a, b), a < b, of every ticker pair held together
+    (positive target weight) on the day by at least one portfolio, the pairs whose co-movement a book's risk
+    depends on. Linear in books, not the square of the universe. A book's pairs change only at its rebalances, so
+    each rebalance's pairs are built once, and a day whose in-force rebalances equal the day before's repeats its
+    pairs."""
+    width = max(len(columns), 1)
+    entries = np.column_stack([p.entries_on(days) for p in portfolios]) if portfolios else \
+        np.empty((len(days), 0), dtype=np.intp)
+    codes: dict[tuple[int, int], np.ndarray] = {}
+
+    def book_codes(book: int, entry: int) -> np.ndarray:
+        if (book, entry) not in codes:
+            weights = portfolios[book].schedule[entry][1]
+            cols = np.unique(np.array([columns[t] for t, w in weights.items() if w > 0 and t in columns],
+                                      dtype=np.intp))
+            a, b = np.triu_indices(len(cols), k=1)
+            codes[(book, entry)] = cols[a] * width + cols[b]
+        return codes[(book, entry)]
+
+    previous: tuple[int, ...] | None = None
+    pairs = np.array([], dtype=np.intp)
+    for day, row in zip(days, entries):
+        state = tuple(row.tolist())
+        if state != previous:
+            held = [book_codes(book, entry) for book, entry in enumerate(state) if entry >= 0]
+            pairs = np.unique(np.concatenate(held)) if held else np.array([], dtype=np.intp)
+            previous = state
+        yield day, pairs // width, pairs % width
 
 
 @dataclass(frozen=True)
@@ -205,8 +221,7 @@ def correlation_inputs(wh: Warehouse, portfolios: list[Portfolio]) -> Correlatio
     priced_days = px.index[px.notna().any(axis=1)]
     first_start = min(p.start for p in portfolios)
     held = {}
-    for day in month_ends(priced_days[priced_days >= first_start]):
-        a, b = co_held_pairs(portfolios, day, columns)
+    for day, a, b in co_held_pairs(portfolios, month_ends(priced_days[priced_days >= first_start]), columns):
         if len(a):
             held[day] = (returns.index.get_loc(day) + 1, a, b)
     return CorrelationInputs(returns.to_numpy(float), np.asarray(list(returns.columns), dtype=object), held)

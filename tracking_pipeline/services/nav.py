@@ -53,6 +53,15 @@ class Portfolio:
         in_force = [w for d, w in self.schedule if d <= day]
         return in_force[-1] if self.start <= day and in_force else {}
 
+    def entries_on(self, days: pd.DatetimeIndex) -> np.ndarray:
+        """For each of `days`, the position in `schedule` of the weights `weights_on` gives (-1 where none), in
+        one vectorised pass."""
+        dates = np.array([d.to_datetime64() for d, _ in self.schedule], dtype="datetime64[ns]")
+        on = pd.DatetimeIndex(days).to_numpy("datetime64[ns]")
+        seen = dates[None, :] <= on[:, None]
+        last = len(dates) - 1 - np.argmax(seen[:, ::-1], axis=1) if len(dates) else np.zeros(len(on), dtype=np.intp)
+        return np.where(seen.any(axis=1) & (on >= self.start.to_datetime64()), last, -1).astype(np.intp)
+
     def schedule_from(self, anchor: pd.Timestamp, until: pd.Timestamp | None = None
                       ) -> list[tuple[pd.Timestamp, dict[str, float]]]:
         """The rebalance schedule restarted at `anchor` (a session on or after the start): the weights in force

@@ -317,9 +317,12 @@ class _Segment:
 def _segments(p: Portfolio, days: pd.DatetimeIndex, sessions: pd.DatetimeIndex,
               column: dict[str, int]) -> list[_Segment]:
     """The segment of each of `days`: its last rebalance on or before the day (the start at the earliest)."""
-    rebalances = pd.DatetimeIndex(sorted(d for d, _ in p.schedule))
-    last = rebalances.searchsorted(days, side="right") - 1
-    anchors = [max(p.start, rebalances[i]) if i >= 0 else p.start for i in last]
+    rebalances = np.sort(np.array([d.to_datetime64() for d, _ in p.schedule], dtype="datetime64[ns]"))
+    last = rebalances.searchsorted(days.to_numpy("datetime64[ns]"), side="right") - 1
+    start = p.start.to_datetime64()
+    stamps = np.where(last >= 0, np.maximum(rebalances[np.maximum(last, 0)], start), start) if len(rebalances) \
+        else np.full(len(days), start)
+    anchors = list(pd.DatetimeIndex(stamps))
     out: dict[pd.Timestamp, _Segment] = {}
     for anchor in dict.fromkeys(anchors):
         target = p.weights_on(anchor)
@@ -369,8 +372,9 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
     column = {t: j for j, t in enumerate(prices.columns)}
     values = np.column_stack([prices.to_numpy(float), np.full(len(prices), np.nan)])  # column -1: never priced
     market_column = column.get(market, -1)
-    episodes = {name: (pd.Timestamp(sc.end), episode_rows(prices.index, {name: sc}))
-                for name, sc in HISTORICAL_SCENARIOS.items()}
+    stamps = prices.index.to_numpy("datetime64[ns]")
+    episodes = {name: (pd.Timestamp(sc.end), values[rows], stamps[rows]) for name, sc in HISTORICAL_SCENARIOS.items()
+                for rows in [episode_rows(prices.index, {name: sc})]}  # each episode's price rows and dates
     navs = wh.query("SELECT portfolio_id, trade_date, nav FROM portfolio_daily_nav WHERE variant = ?", [RAW])
     navs = navs.astype({"portfolio_id": "int64"}).set_index(["portfolio_id", "trade_date"])["nav"]
     inputs, current = {}, {}
@@ -383,8 +387,8 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
         episode = {}
         for seg in dict.fromkeys(segments):
             cols = np.append(seg.columns, market_column)
-            episode[seg.anchor] = [(over, digest(name, values[rows][:, cols], prices.index[rows].to_numpy()))
-                                   for name, (over, rows) in episodes.items()]
+            episode[seg.anchor] = [(over, digest(name, block[:, cols], dates))
+                                   for name, (over, block, dates) in episodes.items()]
         rows_of = prices.index.searchsorted(days)
         for i, (day, seg) in enumerate(zip(days, segments)):  # a replay enters a date's rows once its episode is over
             seen = [hashed for over, hashed in episode[seg.anchor] if over <= day]

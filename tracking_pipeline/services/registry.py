@@ -26,7 +26,8 @@ def definition_row(spec: PortfolioSpec, now: dt.datetime, created_at: dt.datetim
 
 
 def holdings_rows(spec: PortfolioSpec) -> list[dict]:
-    return [{"portfolio_id": spec.portfolio_id, "effective_date": r.effective_date, "ticker": t, "weight": w}
+    portfolio_id = spec.portfolio_id  # a hash of the name: once, not per row
+    return [{"portfolio_id": portfolio_id, "effective_date": r.effective_date, "ticker": t, "weight": w}
             for r in spec.holdings for t, w in sorted(r.weights.items())]
 
 
