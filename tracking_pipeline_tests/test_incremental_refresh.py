@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from tracking_pipeline.defs.monitoring.health import collect_health
 from tracking_pipeline.services.nav import PRICE_LOOKBACK_SESSIONS, load_active_portfolios
 from tracking_pipeline.services.market_risk import compute_correlations, refresh_correlations
 from tracking_pipeline.trading_calendar import sessions_before
@@ -20,7 +21,7 @@ DATE_COLUMN = {"asset_correlations": "calc_date", "portfolio_stress_tests": "sna
 
 def materialize(env, asset: str, count: str) -> int:  # noqa: ANN001
     """Materialize one downstream asset alone; the metadata value `count` (dates written). The table summary in
-    the metadata (read from the input fingerprints) matches a scan of the table."""
+    the metadata and system_health's row count (read from the input fingerprints) match a scan of the table."""
     result = env.defs().resolve_job_def("downstream_job").execute_in_process(
         instance=env.instance, run_config=QUIET, asset_selection=[dg.AssetKey(asset)])
     [event] = result.get_asset_materialization_events()
@@ -31,6 +32,8 @@ def materialize(env, asset: str, count: str) -> int:  # noqa: ANN001
     assert metadata["dagster/row_count"].value == scan["n"] > 0 and metadata["dates"].value == scan["dates"]
     assert (metadata["first_date"].value, metadata["last_date"].value) == (
         str(pd.Timestamp(scan["first"]).date()), str(pd.Timestamp(scan["last"]).date()))
+    health = collect_health(env.instance, env.defs().resolve_asset_graph(), env.warehouse_handle(), None)
+    assert health.set_index("component").loc[f"rows:{asset}", "value"] == scan["n"]  # system_health's count too
     checks = result.get_asset_check_evaluations()
     assert checks and all(check.passed for check in checks)
     if asset == "asset_correlations":  # the check reads the dates this run wrote

@@ -9,9 +9,16 @@ from dagster_shared.check import CheckError
 import pandas as pd
 
 from tracking_pipeline.analytics.health import WINDOW_DAYS, Freshness, health_rows
+from tracking_pipeline.services.fingerprints import stored_summary
+from tracking_pipeline.services.market_risk import CORRELATIONS
+from tracking_pipeline.services.portfolio_risk import STRESS_TESTS
 from tracking_pipeline.trading_calendar import sessions_between
 from tracking_pipeline.warehouse import TABLES, Warehouse
 
+REFRESHED = (CORRELATIONS, STRESS_TESTS)
+"""Tables kept by input fingerprints: their row counts come from the fingerprints (one row per date with its count,
+equal to the table after every refresh) instead of a scan (55.8 M correlation rows at 2,000 stocks x 20 years, seconds
+on PostgreSQL)."""
 CHECK_HISTORY = 100_000
 """At most this many check evaluations are read (a week of nightly runs and backfill chunks makes far fewer)."""
 
@@ -75,7 +82,8 @@ def collect_health(instance: dg.DagsterInstance, graph, wh: Warehouse,  # noqa: 
     `graph` holds every asset of the code location (else the instance's partitioned assets are added)."""
     now = now or dt.datetime.now(dt.UTC)
     since = now - dt.timedelta(days=WINDOW_DAYS)
-    counts = {name: int(wh.scalar(f"SELECT COUNT(*) FROM {name}")) for name in sorted(TABLES)}
+    counts = {name: int(wh.scalar(f"SELECT COUNT(*) FROM {name}")) if name not in REFRESHED else
+              int(stored_summary(wh, name)["dagster/row_count"]) for name in sorted(TABLES)}
     keys = daily_asset_keys(graph, None if complete else instance)
     return health_rows(reference_day, freshness(instance, keys, reference_day),
                        failed_checks(instance, since), failed_runs(instance, since), counts)
