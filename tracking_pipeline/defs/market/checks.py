@@ -31,9 +31,10 @@ def price_check_results(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -
                       JOIN portfolio_definitions d ON d.portfolio_id = h.portfolio_id
                       WHERE d.is_active AND h.weight > 0)
         SELECT held.ticker, days.trade_date FROM held JOIN days ON days.trade_date >= held.start_date
-        LEFT JOIN price_data p ON p.ticker = held.ticker AND p.trade_date = days.trade_date
+        LEFT JOIN (SELECT ticker, trade_date FROM price_data WHERE trade_date BETWEEN ? AND ?) p
+               ON p.ticker = held.ticker AND p.trade_date = days.trade_date
         WHERE p.ticker IS NULL ORDER BY held.ticker, days.trade_date
-        """, [lo, hi])
+        """, [lo, hi, lo, hi])  # the range on both sides: PostgreSQL scanned the whole table for the anti-join
     by_ticker = missing.groupby("ticker")["trade_date"].apply(lambda s: [str(d.date()) for d in s]).to_dict()
     return [
         dg.AssetCheckResult(check_name="prices_positive", passed=bad == 0, metadata={"bad_rows": bad}),
