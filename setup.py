@@ -29,6 +29,8 @@ setup(
         "exchange_calendars==4.13.2",
         "boto3==1.44.5",
         "psycopg2-binary==2.9.13",
+        "adbc-driver-postgresql==1.13.0",
+        "adbc-driver-manager==1.13.0",
         "PyYAML==6.0.3",
         "requests==2.34.2",
         "Jinja2==3.1.6",

@@ -267,23 +267,32 @@ def test_query_arrow_returns_the_rows_of_query(url):
 
 
 def test_query_gives_the_same_typed_values_on_both_backends(url):
-    """`query` on PostgreSQL reads through COPY + Arrow: booleans ('t'/'f' in COPY), text spelled like a NULL
-    marker, empty text, NaN and infinities, and integers and booleans with NULLs come back as on DuckDB."""
+    """`query` on PostgreSQL reads through COPY + Arrow (as CSV for a one-off call, binary through ADBC in a
+    session): booleans ('t'/'f' in COPY), text spelled like a NULL marker, empty text, NaN and infinities,
+    integers and booleans with NULLs, smallint, real and numeric results come back as on DuckDB, both ways."""
     wh = open_warehouse(url)
     frame = pd.DataFrame({"trade_date": D, "model": ["NULL", "", "\\N"], "target_allocation": [np.nan, np.inf, -np.inf],
                           "actual_allocation": [None, 0.5, 1.0], "trade_required": [True, None, False],
                           "signals": [None, "{}", '{"a": 1}'], "impacts": None})
     wh.replace(Write("overlay_signals", frame, {"trade_date": (D[0], D[-1])}))
-    got = wh.query("SELECT trade_date, model, target_allocation, actual_allocation, trade_required, signals, "
-                   "CAST(NULL AS INTEGER) AS none_int, CAST(2 AS BIGINT) AS two, COUNT(*) OVER () AS n "
-                   "FROM overlay_signals ORDER BY trade_date")
-    assert list(got["trade_date"]) == [pd.Timestamp(d) for d in D]
-    assert list(got["model"]) == ["NULL", "", "\\N"]
-    target = got["target_allocation"].to_numpy(float)
-    assert np.isnan(target[0]) and target[1] == np.inf and target[2] == -np.inf
-    assert pd.isna(got["actual_allocation"].iloc[0]) and list(got["actual_allocation"].iloc[1:]) == [0.5, 1.0]
-    assert bool(got["trade_required"].iloc[0]) and pd.isna(got["trade_required"].iloc[1])
-    assert not got["trade_required"].iloc[2]
-    assert pd.isna(got["signals"].iloc[0]) and [json.loads(v) for v in got["signals"].iloc[1:]] == [{}, {"a": 1}]
-    assert got["none_int"].isna().all() and list(got["two"]) == [2, 2, 2] and list(got["n"]) == [3, 3, 3]
+    sql = ("SELECT trade_date, model, target_allocation, actual_allocation, trade_required, signals, "
+           "CAST(NULL AS INTEGER) AS none_int, CAST(2 AS BIGINT) AS two, COUNT(*) OVER () AS n, "
+           "CAST(3 AS SMALLINT) AS small, CAST(0.5 AS REAL) AS half, CAST(1.25 AS DECIMAL(6, 2)) AS exact, "
+           "AVG(actual_allocation) OVER () AS mean FROM overlay_signals ORDER BY trade_date")
+    with wh.session():
+        in_session = wh.query(sql)
+    for got in (wh.query(sql), in_session):
+        assert list(got["trade_date"]) == [pd.Timestamp(d) for d in D]
+        assert list(got["model"]) == ["NULL", "", "\\N"]
+        target = got["target_allocation"].to_numpy(float)
+        assert np.isnan(target[0]) and target[1] == np.inf and target[2] == -np.inf
+        assert pd.isna(got["actual_allocation"].iloc[0]) and list(got["actual_allocation"].iloc[1:]) == [0.5, 1.0]
+        assert bool(got["trade_required"].iloc[0]) and pd.isna(got["trade_required"].iloc[1])
+        assert not got["trade_required"].iloc[2]
+        assert pd.isna(got["signals"].iloc[0]) and [json.loads(v) for v in got["signals"].iloc[1:]] == [{}, {"a": 1}]
+        assert got["none_int"].isna().all() and list(got["two"]) == [2, 2, 2] and list(got["n"]) == [3, 3, 3]
+        assert list(got["small"]) == [3, 3, 3] and list(got["half"]) == [0.5] * 3 and list(got["mean"]) == [0.75] * 3
+        assert [float(x) for x in got["exact"]] == [1.25] * 3
+        assert got["mean"].dtype == np.float64, got.dtypes
+    pd.testing.assert_frame_equal(in_session, wh.query(sql))
     assert wh.scalar("SELECT COUNT(*) FROM overlay_signals WHERE trade_required") == 1

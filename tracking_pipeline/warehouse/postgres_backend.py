@@ -10,10 +10,13 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
 import pandas as pd
 import psycopg2
+import psycopg2.extensions
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from tracking_pipeline.warehouse.base import Warehouse
@@ -34,6 +37,27 @@ def _dsn(url: str) -> str:
     return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
 
 
+class _Connection(psycopg2.extensions.connection):
+    """psycopg2's connection (statements, writes, COPY in), and for a session's reads an ADBC connection to the same
+    database, opened on the first read (its connect costs ~70 ms, so one per session, not per call) in autocommit
+    (no transaction left open): it returns a result as Arrow from a binary COPY decoded in C, where COPY as CSV
+    made the server print every float and Arrow parse it back (a 20-year price history: half the time)."""
+
+    uri = ""
+    _reader: Any = None
+
+    def reader(self) -> Any:
+        if self._reader is None:
+            self._reader = adbc.connect(self.uri, autocommit=True)
+        return self._reader
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        super().close()
+
+
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
     sql_types = POSTGRES_TYPES
@@ -51,7 +75,8 @@ class PostgresWarehouse(Warehouse):
 
     @contextmanager
     def _open(self) -> Iterator[Any]:
-        conn = psycopg2.connect(self._dsn)
+        conn = psycopg2.connect(self._dsn, connection_factory=_Connection)
+        conn.uri = self._dsn
         try:
             yield conn
         finally:
@@ -66,10 +91,16 @@ class PostgresWarehouse(Warehouse):
                 cur.copy_expert(f"COPY {table.name} ({cols}) FROM STDIN WITH (FORMAT csv)", buffer)
 
     def _fetch_arrow(self, conn: Any, sql: str, params: Sequence[Any]) -> pa.Table:
-        """COPY (query) TO STDOUT as CSV parsed by Arrow with the query's column types: no Python object per
-        cell (a large price history read as rows of tuples takes several times its size)."""
+        """The rows as Arrow, no Python object per cell (a large price history read as rows of tuples takes
+        several times its size): in a session through its ADBC reader (binary COPY; committed rows, as every
+        write commits before it returns), else COPY (query) TO STDOUT as CSV parsed by Arrow with the query's
+        column types (a one-off call does not pay the reader's connect)."""
         with conn.cursor() as cur:
             query = cur.mogrify(_placeholders(sql), list(params)).decode()
+            if conn is self._held:
+                with conn.reader().cursor() as reader:
+                    reader.execute(query)
+                    return _conformed(reader.fetch_arrow_table())
             cur.execute(f"SELECT * FROM ({query}) AS q LIMIT 0")
             types = {d.name: ARROW_TYPES.get(d.type_code, pa.string()) for d in cur.description}
             buffer = io.BytesIO()
@@ -107,6 +138,22 @@ def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
                 cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         admin.close()
+
+
+def _conformed(table: pa.Table) -> pa.Table:
+    """ADBC's columns typed as the CSV path types them (`ARROW_TYPES`): numeric as float64, json and jsonb as
+    text, smallint as int32, real as float64 (the rest: date32, int32/int64, float64, bool, text, timestamp)."""
+    columns = []
+    for field, column in zip(table.schema, table.columns):
+        kind = (field.metadata or {}).get(b"POSTGRESQL:type", b"")
+        if isinstance(field.type, pa.BaseExtensionType):
+            column = pa.chunked_array([chunk.storage for chunk in column.chunks], type=field.type.storage_type)
+        if kind == b"numeric" or pa.types.is_float32(column.type):
+            column = pc.cast(column, pa.float64())
+        elif pa.types.is_int16(column.type):
+            column = pc.cast(column, pa.int32())
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
