@@ -252,6 +252,11 @@ def test_system_health_states_from_a_crafted_instance(run, tmp_path):
         assert good.loc["freshness:strategy_metrics", "value"] == 3 and \
             good.loc["freshness:strategy_metrics", "status"] == "CRITICAL"
         assert good.loc["freshness:market_features", "detail"] == "never materialized"
+        partial = collect_health(instance, run.defs.resolve_job_def("downstream_job").asset_layer.asset_graph, wh, C,
+                                 complete=False).set_index("component")  # a run's own graph: the instance's assets
+        for name in ("price_data", "trade_tracking", "strategy_metrics"):
+            assert partial.loc[f"freshness:{name}", ["status", "detail"]].tolist() == \
+                good.loc[f"freshness:{name}", ["status", "detail"]].tolist()
         assert good.loc["rows:trade_tracking", "value"] == wh.scalar("SELECT COUNT(*) FROM trade_tracking")
         assert good.loc["failed_runs_7d", "status"] == "GOOD" and good.loc["overall", "status"] == "CRITICAL"
 

@@ -32,22 +32,25 @@ def asset_graph(context: dg.AssetExecutionContext) -> tuple[object, bool]:
         return context.job_def.asset_layer.asset_graph, False
 
 
-def daily_asset_keys(graph, instance: dg.DagsterInstance | None = None) -> list[dg.AssetKey]:  # noqa: ANN001
-    """The assets of the graph partitioned by trading day; with `instance` (for a partial graph), also every
-    asset the instance holds partition materializations of."""
+def materialized_partitions(graph, instance: dg.DagsterInstance,  # noqa: ANN001 - a dagster asset graph
+                            complete: bool = True) -> dict[dg.AssetKey, set[str]]:
+    """The materialized partitions of each asset of the graph partitioned by trading day (asked once per asset);
+    unless `complete` (a partial graph), also of every asset the instance holds partition materializations of."""
     keys = {key for key in graph.get_all_asset_keys()
             if isinstance(graph.get(key).partitions_def, dg.TimeWindowPartitionsDefinition)}
-    if instance is not None:
-        keys |= {key for key in instance.get_asset_keys() if instance.get_materialized_partitions(key)}
-    return sorted(keys, key=lambda k: k.to_user_string())
+    done = {key: set(instance.get_materialized_partitions(key)) for key in keys}
+    if not complete:
+        for key in set(instance.get_asset_keys()) - keys:
+            if partitions := set(instance.get_materialized_partitions(key)):
+                done[key] = partitions
+    return dict(sorted(done.items(), key=lambda item: item[0].to_user_string()))
 
 
-def freshness(instance: dg.DagsterInstance, keys: list[dg.AssetKey], reference_day: str | None) -> list[Freshness]:
+def freshness(done: dict[dg.AssetKey, set[str]], reference_day: str | None) -> list[Freshness]:
     """Each asset's latest materialized partition and its lag in sessions behind `reference_day`."""
     out = []
-    for key in keys:
-        done = instance.get_materialized_partitions(key)
-        latest = max(done) if done else None
+    for key, partitions in done.items():
+        latest = max(partitions) if partitions else None
         lag = None
         if latest is not None:
             lag = 0 if reference_day is None or latest >= reference_day else len(sessions_between(
@@ -84,6 +87,5 @@ def collect_health(instance: dg.DagsterInstance, graph, wh: Warehouse,  # noqa: 
     since = now - dt.timedelta(days=WINDOW_DAYS)
     counts = {name: int(wh.scalar(f"SELECT COUNT(*) FROM {name}")) if name not in REFRESHED else
               int(stored_summary(wh, name)["dagster/row_count"]) for name in sorted(TABLES)}
-    keys = daily_asset_keys(graph, None if complete else instance)
-    return health_rows(reference_day, freshness(instance, keys, reference_day),
+    return health_rows(reference_day, freshness(materialized_partitions(graph, instance, complete), reference_day),
                        failed_checks(instance, since), failed_runs(instance, since), counts)
