@@ -34,6 +34,7 @@ setup(
         "PyYAML==6.0.3",
         "requests==2.34.2",
         "Jinja2==3.1.6",
+        "orjson==3.13.0",
         "plotly==7.1.0",
         "streamlit==1.67.0",
     ],

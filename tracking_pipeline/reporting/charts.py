@@ -10,11 +10,11 @@ sectors, factors) goes through `plotly_text`, since Plotly interprets a few HTML
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from tracking_pipeline.services.tracker import RAW, series_label
@@ -189,9 +189,10 @@ def impacts_chart(model: str, impacts: Sequence[tuple[str, float]]) -> dict[str,
 def embed_json(figures: Mapping[str, dict[str, Any]]) -> str:
     """The figures of a page as JSON for a `<script type="application/json">` block: each distinct x array is
     stored once (`xs`) and referenced by its position, and `<`, `>`, `&` are escaped so no text can close the
-    script element."""
+    script element. Encoded by orjson (a 20-year page holds ~130,000 numbers: 5 ms where `json.dumps` took 50),
+    which writes NaN and infinities as null (`values` has made them null already)."""
     xs: list[list[Any]] = []
-    seen: dict[tuple, int] = {}
+    by_ends: dict[tuple, list[int]] = {}
     out = []
     for fig_id, figure in figures.items():
         data = []
@@ -199,12 +200,14 @@ def embed_json(figures: Mapping[str, dict[str, Any]]) -> str:
             trace = dict(trace)
             x = trace.get("x")
             if isinstance(x, list) and len(x) > 20:
-                key = tuple(x)
-                if key not in seen:
-                    seen[key] = len(xs)
+                same = by_ends.setdefault((len(x), x[0], x[-1]), [])
+                ref = next((i for i in same if xs[i] is x or xs[i] == x), None)
+                if ref is None:
+                    ref = len(xs)
+                    same.append(ref)
                     xs.append(x)
-                trace["x"] = {"ref": seen[key]}
+                trace["x"] = {"ref": ref}
             data.append(trace)
         out.append({"id": fig_id, "data": data, "layout": figure["layout"]})
-    text = json.dumps({"xs": xs, "figures": out, "config": PLOTLY_CONFIG}, separators=(",", ":"), allow_nan=False)
+    text = orjson.dumps({"xs": xs, "figures": out, "config": PLOTLY_CONFIG}).decode("utf-8")
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")

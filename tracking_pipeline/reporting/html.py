@@ -19,7 +19,7 @@ from typing import Any
 import jinja2
 import numpy as np
 import pandas as pd
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 TEMPLATES = Path(__file__).parent / "templates" / "performance"
 MISSING = "–"
@@ -113,8 +113,17 @@ def table_view(frame: pd.DataFrame, kinds: str | Mapping[str, str] = "pct", best
             cells.append({"text": fmt(value, kind), "css": css,
                           "style": heat_style(value) if heat and kind in ("pct", "spct") else ""})
         rows.append({"label": fmt(label, "day") if isinstance(label, (pd.Timestamp, dt.date)) else str(label),
-                     "badge": badges[i] if badges is not None else "", "cells": cells})
+                     "badge": badges[i] if badges is not None else "", "cells": cells,
+                     "cells_html": Markup("").join(_cell_html(c) for c in cells)})
     return {"index_label": index_label, "columns": [(labels or {}).get(c, str(c)) for c in columns], "rows": rows}
+
+
+def _cell_html(cell: Mapping[str, str]) -> Markup:
+    """One `<td>` of a table row, escaped (the `table` macro writes a row's cells from this: a 20-year page has
+    thousands of cells, which Jinja2 renders one attribute lookup at a time)."""
+    css = f' class="{escape(cell["css"])}"' if cell["css"] else ""
+    style = f' style="{escape(cell["style"])}"' if cell["style"] else ""
+    return Markup(f"<td{css}{style}>{escape(cell['text'])}</td>")
 
 
 def kpi_cards(metrics: Mapping[str, Any], names: Sequence[str]) -> list[dict[str, Any]]:
