@@ -46,6 +46,10 @@ REPORT_PERIODS = ("all", "ytd", "year", "month")
 """The stored periods a page shows (and its metrics CSV holds); weeks and quarters are in the app."""
 INDEX_METRICS = ("total_return", "cagr", "sharpe_ratio", "sortino_ratio", "max_drawdown", "volatility",
                  "calmar_ratio")
+ROLLING_CHARTS = (("chart-rolling-sharpe", "sharpe_252", "Rolling 1-year Sharpe", ".2f"),
+                  ("chart-rolling-vol", "volatility_63", "Rolling 3-month volatility", ".0%"))
+"""The rolling statistics a page charts (id, `portfolio_rolling_metrics` column, title, axis format): the only ones
+it reads."""
 REPORT_BATCH = 25
 """Portfolios read and rendered together: bounds the report step's memory by a batch, not by the number of books."""
 
@@ -139,7 +143,8 @@ def read_inputs(wh: Warehouse, rf_annual: float, portfolios: pd.DataFrame | None
         windows=windows, measured=measured, signals=tracker.overlay_history(wh, models),
         snapshots=tracker.snapshot_history(wh, ids), latest=tracker.latest_snapshots(wh, ids),
         stress=tracker.stress_tests(wh, ids), rebalancing=tracker.rebalancing_history(wh, ids),
-        rolling=tracker.rolling_history(wh, ids), as_of=tracker.as_of(wh))
+        rolling=tracker.rolling_history(wh, ids, statistics=[c for _, c, _, _ in ROLLING_CHARTS]),
+        as_of=tracker.as_of(wh))
 
 
 # --------------------------------------------------------------------------- page sections
@@ -356,9 +361,7 @@ def portfolio_context(p: pd.Series, inp: ReportInputs, generated: str, plotly_js
     rolling = inp.part("rolling", pid)
     if not rolling.empty:
         labels = _labels(series, benchmark)
-        for fig_id, column, title, form in (("chart-rolling-sharpe", "sharpe_252", "Rolling 1-year Sharpe", ".2f"),
-                                            ("chart-rolling-vol", "volatility_63", "Rolling 3-month volatility",
-                                             ".0%")):
+        for fig_id, column, title, form in ROLLING_CHARTS:
             wide = rolling.pivot(index="trade_date", columns="variant", values=column)
             wide = wide[[s for s in series if s in wide.columns]]
             figures[fig_id] = charts.line_chart(wide, title, form, names=labels, dashed=(BENCHMARK,))

@@ -287,12 +287,15 @@ def stress_tests(wh: Warehouse, portfolio_ids: Iterable[int], end: dt.date | Non
 
 
 def _optional_table(wh: Warehouse, table: str, portfolio_ids: Iterable[int], date_column: str,
-                    start: dt.date | None, end: dt.date | None, order_by: str) -> pd.DataFrame:
-    """Rows of a table added by a later version (empty when the warehouse does not have it)."""
+                    start: dt.date | None, end: dt.date | None, order_by: str,
+                    columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows of a table added by a later version (empty when the warehouse does not have it); all its columns, or
+    `columns`."""
     if not has_table(wh, table):
-        return pd.DataFrame(columns=TABLES[table].column_names)
+        names = TABLES[table].column_names
+        return pd.DataFrame(columns=names if columns is None else [c for c in names if c in columns])
     where, params = _scope(portfolio_ids, date_column, start, end)
-    rows = wh.read_table(table, where, params, order_by=order_by)
+    rows = wh.read_table(table, where, params, order_by=order_by, columns=columns)
     rows["portfolio_id"] = rows["portfolio_id"].astype("int64")
     return rows
 
@@ -304,11 +307,12 @@ def rebalancing_history(wh: Warehouse, portfolio_ids: Iterable[int]) -> pd.DataF
 
 
 def rolling_history(wh: Warehouse, portfolio_ids: Iterable[int], start: dt.date | None = None,
-                    end: dt.date | None = None) -> pd.DataFrame:
-    """`portfolio_rolling_metrics` rows of these portfolios (every series); empty when the table does not
-    exist."""
+                    end: dt.date | None = None, statistics: Sequence[str] | None = None) -> pd.DataFrame:
+    """`portfolio_rolling_metrics` rows of these portfolios (every series), with every statistic or only
+    `statistics` (besides the keys); empty when the table does not exist."""
+    columns = None if statistics is None else ["portfolio_id", "trade_date", "variant", *statistics]
     return _optional_table(wh, "portfolio_rolling_metrics", portfolio_ids, "trade_date", start, end,
-                           "portfolio_id, variant, trade_date")
+                           "portfolio_id, variant, trade_date", columns)
 
 
 # --------------------------------------------------------------------------- table builders (pure)

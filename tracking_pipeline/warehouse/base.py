@@ -229,12 +229,15 @@ class Warehouse(ABC):
         return pa.Table.from_pandas(_normalise_dates(self._fetch(conn, sql, params)), preserve_index=False)
 
     def read_table(self, name: str, where: str = "TRUE", params: Sequence[Any] = (),
-                   order_by: str | None = None) -> pd.DataFrame:
-        """All columns of a declared table, optionally filtered and ordered."""
+                   order_by: str | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The columns of a declared table (all, or `columns` in table order), optionally filtered and ordered."""
         table = TABLES[name]
+        names = table.column_names if columns is None else [c for c in table.column_names if c in columns]
         order = f" ORDER BY {order_by}" if order_by else f" ORDER BY {', '.join(table.key)}"
-        frame = self.query(f"SELECT {', '.join(table.column_names)} FROM {name} WHERE {where}{order}", params)
+        frame = self.query(f"SELECT {', '.join(names)} FROM {name} WHERE {where}{order}", params)
         for column, kind in table.columns:
+            if column not in frame.columns:
+                continue
             if kind == FLOAT:
                 frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
             elif kind == DATE:
