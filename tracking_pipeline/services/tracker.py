@@ -292,8 +292,7 @@ def _optional_table(wh: Warehouse, table: str, portfolio_ids: Iterable[int], dat
     """Rows of a table added by a later version (empty when the warehouse does not have it); all its columns, or
     `columns`."""
     if not has_table(wh, table):
-        names = TABLES[table].column_names
-        return pd.DataFrame(columns=names if columns is None else [c for c in names if c in columns])
+        return pd.DataFrame(columns=TABLES[table].pick(columns))
     where, params = _scope(portfolio_ids, date_column, start, end)
     rows = wh.read_table(table, where, params, order_by=order_by, columns=columns)
     rows["portfolio_id"] = rows["portfolio_id"].astype("int64")

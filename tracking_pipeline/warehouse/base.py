@@ -232,7 +232,7 @@ class Warehouse(ABC):
                    order_by: str | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The columns of a declared table (all, or `columns` in table order), optionally filtered and ordered."""
         table = TABLES[name]
-        names = table.column_names if columns is None else [c for c in table.column_names if c in columns]
+        names = table.pick(columns)
         order = f" ORDER BY {order_by}" if order_by else f" ORDER BY {', '.join(table.key)}"
         frame = self.query(f"SELECT {', '.join(names)} FROM {name} WHERE {where}{order}", params)
         for column, kind in table.columns:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Logical column types; each backend maps them to its own SQL types.
@@ -25,6 +26,16 @@ class Table:
 
     def column_type(self, column: str) -> str:
         return dict(self.columns)[column]
+
+    def pick(self, columns: Sequence[str] | None = None) -> list[str]:
+        """The declared columns named in `columns` (all when None), in table order; a name the table does not
+        declare is an error, not a column silently left out."""
+        if columns is None:
+            return self.column_names
+        unknown = sorted(set(columns) - set(self.column_names))
+        if unknown:
+            raise ValueError(f"{self.name} has no column {', '.join(unknown)}")
+        return [c for c in self.column_names if c in columns]
 
 
 def _t(name: str, columns: str, key: str, date_column: str | None = None) -> Table:
