@@ -7,8 +7,10 @@ import dagster as dg
 import pandas as pd
 
 from tracking_pipeline.defs.monitoring.health import collect_health
-from tracking_pipeline.services.nav import PRICE_LOOKBACK_SESSIONS, load_active_portfolios
-from tracking_pipeline.services.market_risk import compute_correlations, refresh_correlations
+from tracking_pipeline.services.nav import PRICE_LOOKBACK_SESSIONS, Portfolio, load_active_portfolios
+from tracking_pipeline.services.market_risk import (
+    compute_correlations, correlation_fingerprints, correlation_inputs, refresh_correlations,
+)
 from tracking_pipeline.trading_calendar import sessions_before
 from tracking_pipeline.warehouse import Write
 from tracking_pipeline_tests.helpers import QUIET, run_assets, run_job
@@ -132,6 +134,20 @@ def test_only_changed_dates_are_rewritten(tracking_env):
     written, resumed = refresh(tracking_env)
     assert written == 3
     pd.testing.assert_frame_equal(resumed, restated)
+
+    # a book that starts on the latest day holding a priced ticker nobody held before changes the inputs of that day
+    # only (its prices over the years before do not enter the earlier dates)
+    with tracking_env.warehouse_handle().session() as wh:
+        end = pd.Timestamp(wh.scalar("SELECT MAX(trade_date) FROM price_data"))
+        books = load_active_portfolios(wh, end)
+        held = {t for p in books for _, weights in p.schedule for t in weights}
+        priced = set(wh.query("SELECT DISTINCT ticker FROM price_data")["ticker"])
+        unheld = sorted(priced - held)[0]
+        before = correlation_fingerprints(correlation_inputs(wh, books))
+        newcomer = Portfolio(999, "newcomer", end, 100.0, ("raw",), [(end, {"SPY": 0.5, unheld: 0.5})])
+        after = correlation_fingerprints(correlation_inputs(wh, [*books, newcomer]))
+    assert before.keys() == after.keys() and len(before) == 4
+    assert {day for key, day in before if before[(key, day)] != after[(key, day)]} == {end}
 
 
 STRESS_KEY = ["portfolio_id", "snapshot_date", "scenario"]

@@ -296,3 +296,35 @@ def test_query_gives_the_same_typed_values_on_both_backends(url):
         assert got["mean"].dtype == np.float64, got.dtypes
     pd.testing.assert_frame_equal(in_session, wh.query(sql))
     assert wh.scalar("SELECT COUNT(*) FROM overlay_signals WHERE trade_required") == 1
+
+
+def test_day_digests_change_exactly_on_the_days_whose_rows_change(url):
+    """`day_digests` (computed by the database) gives each day's row count and a digest of its rows that does not
+    depend on row order, and changes on a day whose value, ticker or NULL-ness changes, and only there."""
+    wh = open_warehouse(url)
+    rows = bars(D, ["AAA", "BBB", "CCC"], 10.0)
+    wh.replace(Write("price_data", rows, {"trade_date": (D[0], D[-1])}))
+
+    def digests(where: str = "TRUE", params: tuple = ()) -> pd.DataFrame:  # noqa: ANN001
+        return wh.day_digests("price_data", "trade_date", ["ticker", "adj_close"], where, params)
+
+    before = digests()
+    assert list(before["day"]) == [pd.Timestamp(d) for d in D] and list(before["n"]) == [3, 3, 3]
+    assert before["digest"].nunique() == 3  # different prices each day
+    with wh.session():
+        assert digests().equals(before)  # the session's reads give the same
+    assert list(digests("ticker IN (?, ?)", ("AAA", "ZZZ"))["n"]) == [1, 1, 1]
+
+    day = D[1]
+    frame = pd.DataFrame(rows[rows["trade_date"] == day].to_dict("records")[::-1])  # same rows, another order
+    wh.replace(Write("price_data", frame, {"trade_date": [day]}))
+    assert digests().equals(before)
+    for change in ({"adj_close": 11.000000000001}, {"adj_close": np.nan}, {"ticker": "DDD"}):
+        changed = frame.copy()
+        for column, value in change.items():
+            changed.loc[changed["ticker"] == "AAA", column] = value
+        wh.replace(Write("price_data", changed, {"trade_date": [day]}))
+        after = digests()
+        assert list(after["n"]) == [3, 3, 3]
+        assert [a != b for a, b in zip(after["digest"], before["digest"])] == [False, True, False], change
+    assert digests("FALSE").empty

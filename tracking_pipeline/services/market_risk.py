@@ -200,63 +200,103 @@ def co_held_pairs(portfolios: Sequence[Portfolio], days: pd.DatetimeIndex,
 
 @dataclass(frozen=True)
 class CorrelationInputs:
-    """What `asset_correlations` is computed from: daily returns (sessions x tickers, columns in ticker order) and,
-    per calc date, the row just after the date and the column positions (a, b) of the pairs then held together."""
+    """What `asset_correlations` is computed from, without the prices: the books, every session from the first
+    stored price to the last (`sessions`), per session the count and digest of its price rows
+    (`Warehouse.day_digests`), the held tickers (`names`, the column order), and per calc date the row of
+    `sessions` just after it and the set of tickers each book then holds (a positive target weight)."""
 
-    returns: np.ndarray
+    portfolios: list[Portfolio]
+    sessions: pd.DatetimeIndex
+    day_rows: np.ndarray
+    day_digests: np.ndarray
     names: np.ndarray
-    held: dict[pd.Timestamp, tuple[int, np.ndarray, np.ndarray]]
+    calc_dates: dict[pd.Timestamp, tuple[int, tuple[tuple[int, tuple[str, ...]], ...]]]
+
+    def pairs(self, days: Iterable[pd.Timestamp]) -> dict[pd.Timestamp, tuple[np.ndarray, np.ndarray]]:
+        """The column positions (a, b) of the pairs held together on each of `days` (calc dates)."""
+        columns = {t: i for i, t in enumerate(self.names)}
+        days = pd.DatetimeIndex(sorted(days))
+        return {day: (a, b) for day, a, b in co_held_pairs(self.portfolios, days, columns)}
 
 
 def correlation_inputs(wh: Warehouse, portfolios: list[Portfolio]) -> CorrelationInputs | None:
-    """Returns of every ticker the portfolios ever hold, and the co-held pairs on each month end and the last
-    priced day from the first portfolio start (dates without a pair of priced co-held tickers are left out)."""
+    """The calc dates (each month end and the last priced day from the first portfolio start on which some book
+    holds two tickers), what each book holds on them, and the per-session digests of `price_data`, from one
+    grouped query: no price is read here."""
     tickers = sorted({t for p in portfolios for _, w in p.schedule for t in w})
-    end = wh.scalar("SELECT MAX(trade_date) FROM price_data")
-    if not tickers or end is None:
+    if not tickers:
         return None
-    px = price_frames(wh, None, pd.Timestamp(end), tickers)["adj_close"]  # columns in ticker order
-    returns = simple_returns(px)
-    columns = {t: i for i, t in enumerate(returns.columns)}
-    priced_days = px.index[px.notna().any(axis=1)]
-    first_start = min(p.start for p in portfolios)
-    held = {}
-    for day, a, b in co_held_pairs(portfolios, month_ends(priced_days[priced_days >= first_start]), columns):
-        if len(a):
-            held[day] = (returns.index.get_loc(day) + 1, a, b)
-    return CorrelationInputs(returns.to_numpy(float), np.asarray(list(returns.columns), dtype=object), held)
+    days = wh.day_digests("price_data", "trade_date", ["ticker", "adj_close"], "adj_close IS NOT NULL")
+    if days.empty:
+        return None
+    stamps = pd.DatetimeIndex(days["day"])
+    sessions = sessions_between(stamps[0], stamps[-1])
+    rows = sessions.get_indexer(stamps)
+    on_session = rows >= 0
+    day_rows, day_digests = np.zeros(len(sessions), dtype=np.int64), np.zeros(len(sessions), dtype=np.uint64)
+    day_rows[rows[on_session]] = days["n"].to_numpy(np.int64)[on_session]
+    day_digests[rows[on_session]] = days["digest"].to_numpy().astype(np.uint64)[on_session]
+    priced_days = sessions[day_rows > 0]
+    candidates = month_ends(priced_days[priced_days >= min(p.start for p in portfolios)])
+    entries = np.column_stack([p.entries_on(candidates) for p in portfolios])
+    held_sets = [[tuple(sorted(t for t, w in weights.items() if w > 0)) for _, weights in p.schedule]
+                 for p in portfolios]
+    calc_dates = {}
+    for day, row in zip(candidates, entries):
+        held = tuple((p.portfolio_id, held_sets[book][entry])
+                     for book, (p, entry) in enumerate(zip(portfolios, row.tolist())) if entry >= 0)
+        if any(len(tickers_held) > 1 for _, tickers_held in held):  # some book holds a pair
+            calc_dates[day] = (int(sessions.get_loc(day)) + 1, held)
+    return CorrelationInputs(portfolios, sessions, day_rows, day_digests, np.asarray(tickers, dtype=object),
+                             calc_dates)
 
 
-CORRELATION_VERSION = "pearson-co-held-v2"
+CORRELATION_VERSION = "pearson-co-held-v3"
 """Part of every input fingerprint: change it when the computation changes, so every date is recomputed."""
 
 
 def correlation_fingerprints(inputs: CorrelationInputs | None,
                              windows: Sequence[int] = CORRELATION_WINDOWS) -> dict[Key, str]:
-    """Per calc date (part ''), a hash of everything its rows depend on: the co-held pairs, their tickers'
-    returns over the longest window up to the date (NaN included) and the windows."""
+    """Per calc date (part ''), a hash of everything its rows depend on: what each book holds (the pairs follow),
+    the windows, and the price rows of the sessions its longest window's returns are computed from (their
+    per-session digests: a restated price recomputes every date whose windows see it)."""
     if inputs is None:
         return {}
-    longest = max(windows)
+    first_price = max(windows) + 1  # a window of n returns reads n + 1 prices
     fingerprints = {}
-    for day, (row, a, b) in inputs.held.items():
-        cols = np.union1d(a, b)
-        fingerprints[("", day)] = digest(CORRELATION_VERSION, list(windows), "|".join(inputs.names[cols]),
-                                         np.searchsorted(cols, a) * len(cols) + np.searchsorted(cols, b),
-                                         inputs.returns[max(row - longest, 0):row, cols])
+    for day, (row, held) in inputs.calc_dates.items():
+        seen = slice(max(row - first_price, 0), row)
+        fingerprints[("", day)] = digest(CORRELATION_VERSION, list(windows), repr(held),
+                                         inputs.day_rows[seen], inputs.day_digests[seen])
     return fingerprints
 
 
-def correlation_rows(inputs: CorrelationInputs | None, dates: Iterable[pd.Timestamp],
+def held_returns(wh: Warehouse, inputs: CorrelationInputs, dates: Iterable[pd.Timestamp],
+                 windows: Sequence[int] = CORRELATION_WINDOWS) -> tuple[int, np.ndarray]:
+    """(first row, returns): the daily returns (sessions x held tickers) that the windows of `dates` read, from
+    the row `first row` of `inputs.sessions` on (the prices of those sessions and the one before)."""
+    rows = [inputs.calc_dates[day][0] for day in dates]
+    lo, hi = max(min(rows) - max(windows) - 1, 0), max(rows)
+    px = price_frames(wh, inputs.sessions[lo], inputs.sessions[hi - 1], list(inputs.names))["adj_close"]
+    px = px.reindex(index=inputs.sessions[lo:hi], columns=inputs.names)
+    return lo, simple_returns(px).to_numpy(float)
+
+
+def correlation_rows(wh: Warehouse, inputs: CorrelationInputs | None, dates: Iterable[pd.Timestamp],
                      windows: Sequence[int] = CORRELATION_WINDOWS) -> pd.DataFrame:
     """`asset_correlations` rows of `dates` (calc dates of `inputs`; None only with no dates): every co-held pair
-    and window with paired returns on at least 80% of the window's sessions."""
+    and window with paired returns on at least 80% of the window's sessions. Reads the prices those windows need."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("calc_date", "window_days", "ticker_a", "ticker_b",
                                                           "correlation", "p_value", "observations")}
-    for day in sorted(dates):
-        row, pair_a, pair_b = inputs.held[day]  # type: ignore[union-attr]
+    dates = sorted(dates)
+    if dates:
+        first_row, returns = held_returns(wh, inputs, dates, windows)  # type: ignore[arg-type]
+        pairs = inputs.pairs(dates)  # type: ignore[union-attr]
+    for day in dates:
+        row = inputs.calc_dates[day][0] - first_row  # type: ignore[union-attr]
+        pair_a, pair_b = pairs[day]
         for window in windows:
-            a, b, r, p, n = pair_statistics(inputs.returns[max(row - window, 0):row], correlation_min_obs(window),
+            a, b, r, p, n = pair_statistics(returns[max(row - window, 0):row], correlation_min_obs(window),
                                             pair_a, pair_b)
             ok = np.isfinite(r)
             for key, value in (("ticker_a", inputs.names[a[ok]]), ("ticker_b", inputs.names[b[ok]]),
@@ -277,7 +317,7 @@ def compute_correlations(wh: Warehouse, portfolios: list[Portfolio],
     inputs = correlation_inputs(wh, portfolios)
     if inputs is None:
         return pd.DataFrame()
-    return correlation_rows(inputs, inputs.held, windows)
+    return correlation_rows(wh, inputs, inputs.calc_dates, windows)
 
 
 CORRELATION_BATCH_DATES = 12
@@ -307,6 +347,6 @@ def refresh_correlations(wh: Warehouse, portfolios: list[Portfolio], windows: Se
     plan = plan_refresh(wh, CORRELATIONS, CORRELATIONS, "calc_date", current)
     for i in range(0, max(len(plan.todo), 1), batch_dates):
         batch = RefreshPlan(plan.asset, plan.todo[i:i + batch_dates], plan.stale if i == 0 else [])
-        rows = correlation_rows(inputs, [day for _, day in batch.todo], windows)
+        rows = correlation_rows(wh, inputs, [day for _, day in batch.todo], windows)
         dates = [day.date() for day in batch.dates_by_part().get("", [])]
         yield CorrelationRefresh(dates, rows, refresh_writes(batch, CORRELATIONS, "calc_date", rows, current))

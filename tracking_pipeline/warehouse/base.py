@@ -161,6 +161,10 @@ class Warehouse(ABC):
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> None: ...
 
     @abstractmethod
+    def _row_hash_sql(self, columns: Sequence[str]) -> str:
+        """A SQL expression: a 64-bit integer hash of a row's `columns` (NULLs included)."""
+
+    @abstractmethod
     def describe(self) -> str:
         """Where the warehouse is, safe to print (no credentials)."""
 
@@ -243,6 +247,14 @@ class Warehouse(ABC):
             elif kind == DATE:
                 frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
         return frame
+
+    def day_digests(self, table: str, date_column: str, columns: Sequence[str], where: str = "TRUE",
+                    params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Per date of the rows of `table` matching `where`: `day`, `n` (rows) and `digest`, the XOR of the rows'
+        hashes of `columns` (order-free), computed in the database: which days' rows changed, without reading
+        them (`asset_correlations` reads only the prices of the dates it recomputes)."""
+        return self.query(f"SELECT {date_column} AS day, COUNT(*) AS n, bit_xor({self._row_hash_sql(columns)}) "
+                          f"AS digest FROM {table} WHERE {where} GROUP BY 1 ORDER BY 1", params)
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         frame = self.query(sql, params)

@@ -116,3 +116,6 @@ class DuckDBWarehouse(Warehouse):
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
         conn.execute(sql, list(params))
+
+    def _row_hash_sql(self, columns: Sequence[str]) -> str:
+        return f"hash({', '.join(columns)})"

@@ -120,6 +120,11 @@ class PostgresWarehouse(Warehouse):
         with conn.cursor() as cur:
             cur.execute(_placeholders(sql), list(params))
 
+    def _row_hash_sql(self, columns: Sequence[str]) -> str:
+        """The columns as text (float8 in its shortest exact form; NULL as chr(30)), joined by chr(31)."""
+        texts = ", ".join(f"COALESCE(CAST({c} AS TEXT), chr(30))" for c in columns)
+        return f"hashtextextended(concat_ws(chr(31), {texts}), 0)"
+
 
 @contextmanager
 def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
