@@ -183,9 +183,9 @@ def test_a_session_reuses_one_connection_and_survives_a_failed_write(url):
     opened = []
     real_open = wh._open
 
-    def counting_open():  # noqa: ANN202 - wraps the real backend connection, counting how often it connects
+    def counting_open(read_only: bool = False):  # noqa: ANN202 - the real connection, counting how often it connects
         opened.append(1)
-        return real_open()
+        return real_open(read_only)
 
     wh._open = counting_open
     with wh.session() as held:
@@ -328,3 +328,47 @@ def test_day_digests_change_exactly_on_the_days_whose_rows_change(url):
         assert list(after["n"]) == [3, 3, 3]
         assert [a != b for a, b in zip(after["digest"], before["digest"])] == [False, True, False], change
     assert digests("FALSE").empty
+
+
+def _hold_read_only_session(path: str, held, release) -> None:  # noqa: ANN001
+    wh = open_warehouse(path)
+    with wh.session(read_only=True):
+        assert wh.scalar("SELECT COUNT(*) FROM price_data") == len(D)
+        held.set()
+        release.wait(60)
+
+
+def test_duckdb_read_only_sessions_of_two_processes_run_side_by_side_and_writers_wait(tmp_path):
+    """While another process holds a read-only session, a read-only session here opens at once and reads, a
+    write waits until the reader has ended, and a read-only session refuses to write."""
+    path = str(tmp_path / "shared.duckdb")
+    wh = open_warehouse(path)
+    wh.replace(Write("price_data", bars(D, ["AAA"], 1.0), {"ticker": ["AAA"]}))
+    ctx = multiprocessing.get_context("spawn")
+    held, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_read_only_session, args=(path, held, release))
+    holder.start()
+    try:
+        assert held.wait(60)
+        with wh.session(read_only=True):  # beside the other process's reader, not after it
+            assert wh.scalar("SELECT MAX(adj_close) FROM price_data") == 1.0 + len(D) - 1
+            with pytest.raises(duckdb.Error, match="read-only"):
+                wh.replace(Write("price_data", bars(D, ["AAA"], 5.0), {"ticker": ["AAA"]}))
+        assert not release.is_set()
+        written = threading.Event()
+
+        def write() -> None:
+            wh.replace(Write("price_data", bars(D, ["AAA"], 2.0), {"ticker": ["AAA"]}))
+            written.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not written.wait(1.0)  # the reader still holds the shared lock
+        release.set()
+        writer.join(60)
+        assert written.is_set()
+    finally:
+        release.set()
+        holder.join(60)
+    assert holder.exitcode == 0
+    assert wh.scalar("SELECT MAX(adj_close) FROM price_data") == 2.0 + len(D) - 1

@@ -69,7 +69,7 @@ class SnapshotWarehouse(DuckDBWarehouse):
         return f"duckdb:{self.snapshot.source.resolve()} (copy of {self.snapshot.taken_at:%H:%M:%S})"
 
     @contextmanager
-    def _open(self) -> Iterator[Any]:
+    def _open(self, read_only: bool = False) -> Iterator[Any]:
         cursor = self.snapshot.conn.cursor()
         try:
             yield cursor

@@ -494,7 +494,7 @@ def report_files(wh: Warehouse, rf_annual: float, generated: str | None = None, 
 def batch_files(wh: Warehouse, rf_annual: float, portfolios: pd.DataFrame, files: dict[int, str], generated: str,
                 js_name: str, url: str, threshold: float | None) -> tuple[list[ReportFile], pd.DataFrame]:
     """One batch: its portfolios' pages and CSVs, and their stored `all` metric rows (for the index)."""
-    with wh.session() as held:
+    with wh.session(read_only=True) as held:  # the workers' reads run side by side, on DuckDB too
         inp = read_inputs(held, rf_annual, portfolios)
     pages = list(page_files(inp, files, generated, js_name, url, threshold))
     return pages, inp.metrics[inp.metrics["period_type"] == "all"]

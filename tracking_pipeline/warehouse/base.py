@@ -109,8 +109,9 @@ class Warehouse(ABC):
     # --- backend hooks -------------------------------------------------------------------------------------
     @abstractmethod
     @contextmanager
-    def _open(self) -> Iterator[Any]:
-        """A new DB-API style connection (DuckDB: with the file lock held), closed on exit."""
+    def _open(self, read_only: bool = False) -> Iterator[Any]:
+        """A new DB-API style connection (DuckDB: with the file lock held, shared when `read_only`), closed on
+        exit."""
 
     def _begin(self, conn: Any) -> None:
         """Start a write transaction (psycopg2 is always in one; DuckDB overrides)."""
@@ -129,14 +130,20 @@ class Warehouse(ABC):
             yield conn
 
     @contextmanager
-    def session(self) -> Iterator["Warehouse"]:
+    def session(self, read_only: bool = False) -> Iterator["Warehouse"]:
         """Keep one connection open for every call made inside (an asset step's reads, writes and checks) instead
         of connecting for each (a nightly run makes ~150 calls). For DuckDB the file lock is held for the
-        session, so other processes queue for its length. Re-entrant."""
+        session, so other processes queue for its length. Re-entrant.
+
+        A `read_only` session (the report's workers) may only read: on DuckDB it takes the lock shared and attaches
+        the file read-only, so read-only sessions of several processes run side by side while writers wait for
+        them (and they for writers)."""
         if self._held is not None:
             yield self
             return
-        with self._open() as conn:
+        if read_only:
+            self.ensure_schema()  # a read-only connection cannot create a missing table
+        with self._open(read_only) as conn:
             self._held = conn
             try:
                 self.ensure_schema()

@@ -2,7 +2,9 @@
 
 DuckDB allows one writing process per file. Every connection takes an exclusive advisory lock on `<file>.lock`
 (fcntl.flock) for its life (one call, or one asset step's `Warehouse.session()`), so concurrent runs and processes
-queue instead of failing with lock errors; within a run the in-process executor keeps steps sequential.
+queue instead of failing with lock errors; within a run the in-process executor keeps steps sequential. A read-only
+session takes the lock shared and attaches the file read-only: several processes may read at once (DuckDB allows
+many read-only processes), never beside a writer.
 
 A connection is the warehouse file ATTACHed to this process's one in-memory DuckDB instance and DETACHed at the
 end (which releases DuckDB's own file lock like a close): creating an instance costs ~13 ms (DuckDB builds its
@@ -58,13 +60,14 @@ class DuckDBWarehouse(Warehouse):
         return f"duckdb:{self.path.resolve()}"
 
     @contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self, shared: bool = False) -> Iterator[None]:
+        """The file lock: exclusive, or shared with other readers (`shared`)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(f"{self.path}.lock", "a+") as handle:
             deadline = time.monotonic() + LOCK_TIMEOUT_S
             while True:
                 try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
@@ -76,13 +79,13 @@ class DuckDBWarehouse(Warehouse):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
-    def _open(self) -> Iterator[Any]:
-        with self._lock():
+    def _open(self, read_only: bool = False) -> Iterator[Any]:
+        with self._lock(shared=read_only):
             alias = f"warehouse_{next(_aliases)}"
             path = str(self.path).replace("'", "''")
             conn = _instance().cursor()  # a connection of its own to the shared instance (one per thread)
             try:
-                conn.execute(f"ATTACH '{path}' AS {alias}")
+                conn.execute(f"ATTACH '{path}' AS {alias}{' (READ_ONLY)' if read_only else ''}")
             except BaseException:
                 conn.close()
                 raise

@@ -74,7 +74,9 @@ class PostgresWarehouse(Warehouse):
         return urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, "", ""))
 
     @contextmanager
-    def _open(self) -> Iterator[Any]:
+    def _open(self, read_only: bool = False) -> Iterator[Any]:
+        """A connection (PostgreSQL's MVCC lets readers and writers run side by side: `read_only` changes
+        nothing)."""
         conn = psycopg2.connect(self._dsn, connection_factory=_Connection)
         conn.uri = self._dsn
         try:
