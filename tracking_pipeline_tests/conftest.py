@@ -80,6 +80,14 @@ def postgres_url() -> str:
         yield url
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty warehouse: a DuckDB file, then a fresh PostgreSQL database (a test runs on both)."""
+    if request.param == "duckdb":
+        return str(tmp_path / "w.duckdb")
+    return request.getfixturevalue("postgres_url")
+
+
 DEPLOY_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.yaml"
 
 

@@ -7,12 +7,13 @@ import dagster as dg
 import pandas as pd
 
 from tracking_pipeline.defs.monitoring.health import collect_health
+from tracking_pipeline.services.fingerprints import RefreshPlan, refresh_writes
 from tracking_pipeline.services.nav import PRICE_LOOKBACK_SESSIONS, Portfolio, load_active_portfolios
 from tracking_pipeline.services.market_risk import (
     compute_correlations, correlation_fingerprints, correlation_inputs, refresh_correlations,
 )
 from tracking_pipeline.trading_calendar import sessions_before
-from tracking_pipeline.warehouse import Write
+from tracking_pipeline.warehouse import Write, open_warehouse
 from tracking_pipeline_tests.helpers import QUIET, run_assets, run_job
 
 START = "2018-01-02"
@@ -221,3 +222,39 @@ def test_stress_tests_recompute_only_changed_dates(tracking_env):
     written, full = refresh_stress(tracking_env)
     assert written == len(nightly[["portfolio_id", "snapshot_date"]].drop_duplicates())
     pd.testing.assert_frame_equal(full, nightly)
+
+
+def test_refresh_writes_share_statements_only_between_parts_with_the_same_dates(warehouse_url):
+    """Parts whose dates to rewrite are the same share one write of the table and one of the fingerprints; a part
+    with other dates gets its own, so no part loses rows on a date another part rewrites (the scope of a shared
+    write is parts x dates)."""
+    days = pd.DatetimeIndex(["2024-01-31", "2024-02-29", "2024-03-28"])
+
+    def rows(parts: dict[int, list[pd.Timestamp]], value: float) -> pd.DataFrame:
+        keys = [(part, day) for part, dates in parts.items() for day in dates]
+        return pd.DataFrame({"portfolio_id": [p for p, _ in keys], "snapshot_date": [d for _, d in keys],
+                             "scenario": "Market -10%", "market_shock": -0.1, "expected_return": value,
+                             "expected_pnl": value})
+
+    wh = open_warehouse(warehouse_url)
+    wh.replace(Write("portfolio_stress_tests", rows({1: list(days), 2: list(days), 3: list(days)}, 0.0),
+                     {"portfolio_id": [1, 2, 3]}))
+    # book 1 rewrites the last two dates; book 2 the last one and drops the middle one (the same two dates to
+    # rewrite: one shared write); book 3 rewrites only the last one, so its middle date must keep its row
+    todo = {1: list(days[1:]), 2: [days[2]], 3: [days[2]]}
+    plan = RefreshPlan("portfolio_stress_tests", sorted((str(p), d) for p, ds in todo.items() for d in ds),
+                       [("2", days[1])])
+    current = {key: f"fp-{key[0]}-{key[1].date()}" for key in plan.todo}
+    new = rows(todo, 1.0)
+    writes = refresh_writes(plan, "portfolio_stress_tests", "snapshot_date", new, current, part_column="portfolio_id")
+    assert [(w.table, w.scope.get("portfolio_id") or w.scope["part"]) for w in writes] == [
+        ("portfolio_stress_tests", [1, 2]), ("input_fingerprints", ["1", "2"]),
+        ("portfolio_stress_tests", [3]), ("input_fingerprints", ["3"])]
+    wh.replace(*writes)
+    got = wh.read_table("portfolio_stress_tests").sort_values(["portfolio_id", "snapshot_date"], ignore_index=True)
+    expected = pd.concat([rows({1: [days[0]], 2: [days[0]], 3: list(days[:2])}, 0.0), new]).sort_values(
+        ["portfolio_id", "snapshot_date"], ignore_index=True)
+    pd.testing.assert_frame_equal(got[expected.columns], expected, check_dtype=False)
+    stored_fps = wh.query("SELECT part, calc_date, fingerprint, row_count FROM input_fingerprints ORDER BY 1, 2")
+    assert [(r.part, pd.Timestamp(r.calc_date), r.fingerprint, r.row_count)
+            for r in stored_fps.itertuples()] == [(p, d, current[(p, d)], 1) for p, d in plan.todo]

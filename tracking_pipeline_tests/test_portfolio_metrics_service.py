@@ -108,13 +108,6 @@ def table(wh) -> pd.DataFrame:
     return wh.read_table("portfolio_metrics").reset_index(drop=True)
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse_url(request, tmp_path) -> str:
-    if request.param == "duckdb":
-        return str(tmp_path / "w.duckdb")
-    return request.getfixturevalue("postgres_url")
-
-
 def test_one_new_day_replaces_only_the_periods_containing_it(warehouse_url):
     wh = build_warehouse(warehouse_url, end="2021-03-30")
     first = refresh_metrics(wh, RF)

@@ -37,11 +37,10 @@ def rebalance_schedule(effective: list[tuple[pd.Timestamp, dict[str, float]]], s
     The weights in force on `start` are the latest ones effective on or before it (none: all cash)."""
     mapped: dict[pd.Timestamp, dict[str, float]] = {}
     initial: dict[str, float] = {}
-    for when, weights in sorted(effective, key=lambda item: item[0]):
-        i = sessions.searchsorted(pd.Timestamp(when))
-        if i >= len(sessions):
-            continue
-        day = sessions[i]
+    ordered = sorted(effective, key=lambda item: item[0])
+    at = sessions.searchsorted(pd.DatetimeIndex([when for when, _ in ordered]))  # one vectorised lookup
+    inside = at < len(sessions)
+    for (_, weights), day in zip([item for item, ok in zip(ordered, inside) if ok], sessions[at[inside]]):
         if day <= start:
             initial = weights
         else:

@@ -161,7 +161,7 @@ def historical_replays_frame(
         pos = _window_positions(prices_wide.index, sc.start, sc.end)
         if pos is None:
             continue
-        window = prices_wide.reindex(columns=tickers).iloc[[pos[0], pos[1]]].to_numpy(dtype=float)
+        window = prices_wide.iloc[[pos[0], pos[1]]].reindex(columns=tickers).to_numpy(dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
             move = np.where(window[0] > 0, window[1] / window[0] - 1.0, np.nan)
         priced = np.isfinite(move)

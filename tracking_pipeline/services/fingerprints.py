@@ -25,13 +25,17 @@ Key = tuple[str, pd.Timestamp]
 def digest(*parts: str | np.ndarray | float) -> str:
     """A 128-bit hash of text, numbers and arrays (arrays by dtype, shape and bytes, NaN included)."""
     h = hashlib.blake2b(digest_size=16)
+    text: list[str] = []  # consecutive text parts are hashed in one update (the same byte stream)
     for part in parts:
         if isinstance(part, np.ndarray):
             array = np.ascontiguousarray(part)
-            h.update(f"|{array.dtype.str}{array.shape}|".encode())
-            h.update(array.tobytes())
+            text.append(f"|{array.dtype.str}{array.shape}|")
+            h.update("".join(text).encode())
+            text.clear()
+            h.update(array if array.dtype.kind in "biufc" else array.tobytes())  # numbers: their buffer, no copy
         else:
-            h.update(f"|{part!r}|".encode())
+            text.append(f"|{part!r}|")
+    h.update("".join(text).encode())
     return h.hexdigest()
 
 
@@ -88,24 +92,32 @@ def stored_summary(wh: Warehouse, asset: str) -> dict[str, object]:
 
 def refresh_writes(plan: RefreshPlan, table: str, date_column: str, rows: pd.DataFrame, current: Mapping[Key, str],
                    part_column: str | None = None) -> list[Write]:
-    """The writes of a refresh, for one transaction: per part, `rows` replace the table's rows on the dates to
-    rewrite, and the fingerprints of the computed dates (with their row counts) replace the stored ones."""
+    """The writes of a refresh, for one transaction: `rows` replace the table's rows on the dates to rewrite, and
+    the fingerprints of the computed dates (with their row counts) replace the stored ones. Parts with the same
+    dates to rewrite share one write of each (a nightly run rewrites the same day or two of every book), so the
+    number of statements does not grow with the number of parts."""
     writes = []
     counts = _row_counts(rows, date_column, part_column)
+    todo: dict[str, list[pd.Timestamp]] = {}
+    for part, day in plan.todo:
+        todo.setdefault(part, []).append(day)
+    groups: dict[tuple[pd.Timestamp, ...], list[str]] = {}
     for part, days in plan.dates_by_part().items():
+        groups.setdefault(tuple(days), []).append(part)
+    for days, parts in groups.items():
         dates = [d.date() for d in days]
         scope: dict[str, object] = {date_column: dates}
         mine = rows
         if part_column:
-            scope = {part_column: [int(part)], date_column: dates}
-            mine = rows[rows[part_column].astype(str) == part] if len(rows) else rows
-        todo = [d for p, d in plan.todo if p == part]
+            scope = {part_column: [int(part) for part in parts], date_column: dates}
+            mine = rows[rows[part_column].astype(str).isin(parts)] if len(rows) else rows
+        keys = [(part, day) for part in parts for day in todo.get(part, [])]
         writes.append(Write(table, mine, scope))
         writes.append(Write("input_fingerprints", pd.DataFrame({
-            "asset": plan.asset, "part": part, "calc_date": pd.DatetimeIndex(todo),
-            "fingerprint": [current[(part, d)] for d in todo],
-            "row_count": [counts.get((part, d), 0) for d in todo]}),
-            {"asset": [plan.asset], "part": [part], "calc_date": dates}))
+            "asset": plan.asset, "part": [part for part, _ in keys],
+            "calc_date": pd.DatetimeIndex([day for _, day in keys]),
+            "fingerprint": [current[key] for key in keys], "row_count": [counts.get(key, 0) for key in keys]}),
+            {"asset": [plan.asset], "part": parts, "calc_date": dates}))
     return writes
 
 

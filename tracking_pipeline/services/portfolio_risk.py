@@ -37,7 +37,7 @@ from tracking_pipeline.services.nav import (
 from tracking_pipeline.services.market_risk import (
     BETA_METHOD, BETA_MIN_OBS, BETA_WINDOW, RiskInputError, price_frames,
 )
-from tracking_pipeline.trading_calendar import month_ends, nyse_sessions, sessions_between
+from tracking_pipeline.trading_calendar import nyse_sessions, sessions_between
 from tracking_pipeline.warehouse import Warehouse, Write
 
 THRESHOLD_ENV = "TRACKING_REBALANCE_THRESHOLD"
@@ -290,9 +290,14 @@ def _snapshot_rows(p: Portfolio, weights: pd.DataFrame, returns: pd.DataFrame, m
     })
 
 
-def stress_dates(snapshot_dates: pd.Series) -> pd.DatetimeIndex:
-    """The last snapshot date of each month plus the latest one."""
-    return month_ends(pd.DatetimeIndex(pd.to_datetime(snapshot_dates).unique()).sort_values())
+STRESS_DAYS_SQL = (
+    "SELECT s.portfolio_id, s.snapshot_date, s.market_beta_weighted, n.nav FROM ("
+    "SELECT portfolio_id, snapshot_date, market_beta_weighted, ROW_NUMBER() OVER (PARTITION BY portfolio_id, "
+    "EXTRACT(YEAR FROM snapshot_date), EXTRACT(MONTH FROM snapshot_date) ORDER BY snapshot_date DESC) AS k "
+    "FROM portfolio_snapshots) s LEFT JOIN portfolio_daily_nav n ON n.portfolio_id = s.portfolio_id "
+    "AND n.trade_date = s.snapshot_date AND n.variant = ? WHERE s.k = 1 ORDER BY s.portfolio_id, s.snapshot_date")
+"""The stress dates of every portfolio (the last snapshot date of each month, so the latest one too) with the
+day's weighted beta and raw NAV: the database picks them, so no run reads the daily snapshot and NAV history."""
 
 
 STRESS_TESTS = "portfolio_stress_tests"
@@ -322,16 +327,17 @@ def _segments(p: Portfolio, days: pd.DatetimeIndex, sessions: pd.DatetimeIndex,
     start = p.start.to_datetime64()
     stamps = np.where(last >= 0, np.maximum(rebalances[np.maximum(last, 0)], start), start) if len(rebalances) \
         else np.full(len(days), start)
-    anchors = list(pd.DatetimeIndex(stamps))
-    out: dict[pd.Timestamp, _Segment] = {}
-    for anchor in dict.fromkeys(anchors):
-        target = p.weights_on(anchor)
+    anchors, of_day = np.unique(stamps.astype("datetime64[ns]"), return_inverse=True)
+    entries = p.entries_on(pd.DatetimeIndex(anchors))  # the weights in force at each anchor (`weights_on`)
+    first_rows = np.maximum(sessions.to_numpy("datetime64[ns]").searchsorted(anchors) - PRICE_LOOKBACK_SESSIONS, 0)
+    out = []
+    for anchor, entry, first_row in zip(pd.DatetimeIndex(anchors), entries, first_rows):
+        target = p.schedule[entry][1] if entry >= 0 else {}
         held = sorted(t for t, w in target.items() if w > 0)
-        out[anchor] = _Segment(
-            anchor, target, held, np.array([column.get(t, -1) for t in held], dtype=np.intp),
-            max(int(sessions.searchsorted(anchor)) - PRICE_LOOKBACK_SESSIONS, 0),
-            digest(str(anchor.date()), "|".join(f"{t}={w!r}" for t, w in sorted(target.items()))))
-    return [out[anchor] for anchor in anchors]
+        out.append(_Segment(
+            anchor, target, held, np.array([column.get(t, -1) for t in held], dtype=np.intp), int(first_row),
+            digest(str(anchor.date()), "|".join(f"{t}={w!r}" for t, w in sorted(target.items())))))
+    return [out[i] for i in of_day]
 
 
 def _segment_weights(prices: pd.DataFrame, p: Portfolio, segment: _Segment, days: pd.DatetimeIndex,
@@ -357,13 +363,14 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
     weights depend only on its last rebalance and the prices since, so a date's fingerprint covers that rebalance,
     those prices, its beta and NAV and the held tickers' and market's episode prices, and weights are computed
     only for the dates to (re)write: a nightly run builds one short segment per book, not 20 years of paths."""
-    snaps = wh.query("SELECT portfolio_id, snapshot_date, market_beta_weighted FROM portfolio_snapshots")
+    stress_days = wh.query(STRESS_DAYS_SQL, [RAW])
     run = PortfolioRiskRun(rows=pd.DataFrame())
-    if snaps.empty:
+    if stress_days.empty:
         return run
-    snaps["portfolio_id"] = snaps["portfolio_id"].astype("int64")
-    end = pd.Timestamp(snaps["snapshot_date"].max())
-    by_portfolio = {int(k): g.set_index("snapshot_date") for k, g in snaps.groupby("portfolio_id", sort=False)}
+    ids = stress_days["portfolio_id"].to_numpy("int64")
+    end = pd.Timestamp(stress_days["snapshot_date"].max())
+    bounds = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1], True])
+    by_portfolio = {int(ids[a]): stress_days.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])}
     portfolios = [p for p in load_active_portfolios(wh, end) if p.portfolio_id in by_portfolio]
     if not portfolios:
         return run
@@ -375,25 +382,25 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
     stamps = prices.index.to_numpy("datetime64[ns]")
     episodes = {name: (pd.Timestamp(sc.end), values[rows], stamps[rows]) for name, sc in HISTORICAL_SCENARIOS.items()
                 for rows in [episode_rows(prices.index, {name: sc})]}  # each episode's price rows and dates
-    navs = wh.query("SELECT portfolio_id, trade_date, nav FROM portfolio_daily_nav WHERE variant = ?", [RAW])
-    navs = navs.astype({"portfolio_id": "int64"}).set_index(["portfolio_id", "trade_date"])["nav"]
     inputs, current = {}, {}
     for p in portfolios:
         mine = by_portfolio[p.portfolio_id]
-        days = stress_dates(mine.index.to_series())
-        beta = mine["market_beta_weighted"].reindex(days).to_numpy(float)
-        nav = navs.reindex(pd.MultiIndex.from_product([[p.portfolio_id], days])).to_numpy(float)
+        days = pd.DatetimeIndex(mine["snapshot_date"])
+        beta = mine["market_beta_weighted"].to_numpy(float)
+        nav = mine["nav"].to_numpy(float)
         segments = _segments(p, days, prices.index, column)
         episode = {}
         for seg in dict.fromkeys(segments):
             cols = np.append(seg.columns, market_column)
-            episode[seg.anchor] = [(over, digest(name, block[:, cols], dates))
-                                   for name, (over, block, dates) in episodes.items()]
+            episode[seg] = [(over, digest(name, block[:, cols], dates))
+                            for name, (over, block, dates) in episodes.items()]
         rows_of = prices.index.searchsorted(days)
+        tickers_of = {seg: "|".join([*seg.held, market]) for seg in episode}
+        part = str(p.portfolio_id)
         for i, (day, seg) in enumerate(zip(days, segments)):  # a replay enters a date's rows once its episode is over
-            seen = [hashed for over, hashed in episode[seg.anchor] if over <= day]
-            current[(str(p.portfolio_id), day)] = digest(
-                STRESS_VERSION, "|".join([*seg.held, market]), *seen, seg.hashed,
+            seen = [hashed for over, hashed in episode[seg] if over <= day]
+            current[(part, day)] = digest(
+                STRESS_VERSION, tickers_of[seg], *seen, seg.hashed,
                 values[seg.first_row:rows_of[i] + 1][:, seg.columns], rf_d, beta[i], nav[i])
         inputs[p.portfolio_id] = (p, days, beta, nav, segments)
     plan = plan_refresh(wh, STRESS_TESTS, STRESS_TESTS, "snapshot_date", current, part_column="portfolio_id",

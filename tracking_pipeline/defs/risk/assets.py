@@ -213,7 +213,8 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                               "FROM portfolio_stress_tests s WHERE snapshot_date = (SELECT MAX(snapshot_date) FROM "
                               "portfolio_stress_tests t WHERE t.portfolio_id = s.portfolio_id) "
                               "ORDER BY portfolio_id, scenario")
-            written = sum(len(w.scope["snapshot_date"]) for w in run.writes if w.table == "portfolio_stress_tests")
+            written = sum(len(w.scope["snapshot_date"]) * len(w.scope["portfolio_id"]) for w in run.writes
+                          if w.table == "portfolio_stress_tests")
             return dg.MaterializeResult(
                 metadata={**stored_summary(wh, STRESS_TESTS), "preview": preview(latest, wh=wh),
                           "portfolios": len(run.portfolio_ids), "dates_written": written, "rows_written": len(run.rows),
