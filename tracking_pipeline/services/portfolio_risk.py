@@ -80,10 +80,19 @@ class PortfolioRiskRun:
 
 
 def target_weights(p: Portfolio, days: pd.DatetimeIndex) -> pd.DataFrame:
-    """The target weights in force on each of `days` (the last rebalance on or before the day), days x tickers."""
-    frame = pd.DataFrame([w for _, w in p.schedule], index=pd.DatetimeIndex([d for d, _ in p.schedule]),
-                         dtype=float).fillna(0.0)
-    return frame.reindex(frame.index.union(days)).ffill().reindex(days).fillna(0.0)
+    """The target weights in force on each of `days` (the last rebalance on or before the day), days x tickers
+    (every ticker of the schedule, 0 where not targeted); only the rebalances in force on `days` are read."""
+    days = pd.DatetimeIndex(days)
+    columns = list(dict.fromkeys(t for _, w in p.schedule for t in w))
+    dates = np.array([d.to_datetime64() for d, _ in p.schedule], dtype="datetime64[ns]")
+    order = np.argsort(dates, kind="stable")
+    entry = dates[order].searchsorted(days.to_numpy("datetime64[ns]"), side="right") - 1
+    out = np.zeros((len(days), len(columns)))
+    for k in np.unique(entry[entry >= 0]):
+        weights = p.schedule[order[k]][1]
+        row = np.array([weights.get(t, np.nan) for t in columns], dtype=float)
+        out[entry == k] = np.where(np.isnan(row), 0.0, row)
+    return pd.DataFrame(out, index=days, columns=columns)
 
 
 @dataclass
