@@ -202,3 +202,16 @@ def test_hostile_text_is_inert_in_charts_and_templates():
                   columns=[], generated="now", as_of="2020-01-01", app_url="http://localhost:8501")
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_chart_values_and_dates():
+    """Trace numbers rounded with gaps (NaN, inf) as null; the x dates of a days index, the same list again for
+    the same days (a page's charts share it) and a new one for other days."""
+    assert charts.values([0.123456789, np.nan, -np.inf, 2.0, np.inf, -0.000004]) == [0.12346, None, None, 2.0,
+                                                                                     None, -0.0]
+    assert charts.values(pd.Series([0.5, 0.25]), 1) == [0.5, 0.2]
+    days = pd.DatetimeIndex(["2020-02-28", "2020-03-02"])
+    first = charts.dates(days)
+    assert first == ["2020-02-28", "2020-03-02"] and charts.dates(pd.DatetimeIndex(list(days))) is first
+    assert charts.dates(days[:1]) == ["2020-02-28"] and charts.dates(days + pd.Timedelta(days=1)) == [
+        "2020-02-29", "2020-03-03"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,7 @@ from markupsafe import Markup, escape
 
 TEMPLATES = Path(__file__).parent / "templates" / "performance"
 MISSING = "–"
+HTML_SPECIAL = re.compile(r"[&<>'\"]")
 METRIC_LABELS = {
     "total_return": "Total return", "cagr": "CAGR", "sharpe_ratio": "Sharpe", "sortino_ratio": "Sortino",
     "max_drawdown": "Max drawdown", "calmar_ratio": "Calmar", "volatility": "Volatility", "win_rate": "Win rate",
@@ -53,13 +55,16 @@ def _missing(value: Any) -> bool:
 def fmt(value: Any, kind: str = "pct", digits: int = 2) -> str:
     """One value as shown: 'pct' (12.34%), 'spct' (+12.34%), 'num' (1.23), 'int' (1,234), 'day' (2019-03-14),
     'text'; NULL/NaN as '–'; a value rounding to zero is shown unsigned (never '-0.00%')."""
-    if _missing(value):
-        return MISSING
-    if kind == "text":
-        return str(value)
-    if kind == "day":
-        return pd.Timestamp(value).strftime("%Y-%m-%d")
-    number = float(value)
+    if isinstance(value, float) and kind in NUMBER_KINDS:  # most cells: no pandas missing-value test needed
+        number = value
+    else:
+        if _missing(value):
+            return MISSING
+        if kind == "text":
+            return str(value)
+        if kind == "day":
+            return pd.Timestamp(value).strftime("%Y-%m-%d")
+        number = float(value)
     if not math.isfinite(number):
         return MISSING
     if kind == "int":
@@ -71,23 +76,32 @@ def fmt(value: Any, kind: str = "pct", digits: int = 2) -> str:
     return f"{sign}{scaled:,.{digits}f}{unit}"
 
 
+NUMBER_KINDS = frozenset({"pct", "spct", "num", "int"})
+
+
 def metric_kind(metric: str) -> str:
     return METRIC_FORMAT.get(metric, "pct")
 
 
 def sign_class(value: Any) -> str:
     """'positive' / 'negative' for a signed figure (nothing for zero or missing)."""
-    if _missing(value) or not math.isfinite(float(value)) or round(float(value), 6) == 0:
+    if not isinstance(value, float) and _missing(value):
         return ""
-    return "positive" if float(value) > 0 else "negative"
+    number = float(value)
+    if not math.isfinite(number) or round(number, 6) == 0:
+        return ""
+    return "positive" if number > 0 else "negative"
 
 
 def heat_style(value: Any, scale: float = 0.08) -> str:
     """Background of a heat-coloured return cell: green for gains, red for losses, stronger up to `scale`."""
-    if _missing(value) or not math.isfinite(float(value)):
+    if not isinstance(value, float) and _missing(value):
         return ""
-    alpha = 0.06 + 0.5 * min(abs(float(value)) / scale, 1.0)
-    rgb = "16, 185, 129" if float(value) >= 0 else "239, 68, 68"
+    number = float(value)
+    if not math.isfinite(number):
+        return ""
+    alpha = 0.06 + 0.5 * min(abs(number) / scale, 1.0)
+    rgb = "16, 185, 129" if number >= 0 else "239, 68, 68"
     return f"background: rgba({rgb}, {alpha:.2f})"
 
 
@@ -114,16 +128,22 @@ def table_view(frame: pd.DataFrame, kinds: str | Mapping[str, str] = "pct", best
                           "style": heat_style(value) if heat and kind in ("pct", "spct") else ""})
         rows.append({"label": fmt(label, "day") if isinstance(label, (pd.Timestamp, dt.date)) else str(label),
                      "badge": badges[i] if badges is not None else "", "cells": cells,
-                     "cells_html": Markup("").join(_cell_html(c) for c in cells)})
+                     "cells_html": Markup("".join(_cell_html(c) for c in cells))})
     return {"index_label": index_label, "columns": [(labels or {}).get(c, str(c)) for c in columns], "rows": rows}
 
 
-def _cell_html(cell: Mapping[str, str]) -> Markup:
+def _cell_html(cell: Mapping[str, str]) -> str:
     """One `<td>` of a table row, escaped (the `table` macro writes a row's cells from this: a 20-year page has
     thousands of cells, which Jinja2 renders one attribute lookup at a time)."""
-    css = f' class="{escape(cell["css"])}"' if cell["css"] else ""
-    style = f' style="{escape(cell["style"])}"' if cell["style"] else ""
-    return Markup(f"<td{css}{style}>{escape(cell['text'])}</td>")
+    css = f' class="{_escaped(cell["css"])}"' if cell["css"] else ""
+    style = f' style="{_escaped(cell["style"])}"' if cell["style"] else ""
+    return f"<td{css}{style}>{_escaped(cell['text'])}</td>"
+
+
+def _escaped(text: str) -> str:
+    """`escape(text)` as a plain string; formatted numbers, class names and heat styles (most of a table) hold no
+    character to escape and skip markupsafe."""
+    return str(escape(text)) if HTML_SPECIAL.search(text) else text
 
 
 def kpi_cards(metrics: Mapping[str, Any], names: Sequence[str]) -> list[dict[str, Any]]:

@@ -106,6 +106,8 @@ class ReportInputs:
     rolling: pd.DataFrame
     as_of: pd.Timestamp | None = None
     _parts: dict[str, dict[int, pd.DataFrame]] = field(default_factory=dict, repr=False)
+    _csv: dict[str, tuple[dict[int, pl.DataFrame], pl.DataFrame]] = field(default_factory=dict, repr=False)
+    _overlays: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         """Text columns as Python strings: a page makes hundreds of small selections of its portfolio's rows, which
@@ -122,6 +124,40 @@ class ReportInputs:
         if name not in self._parts:
             self._parts[name] = {int(k): g for k, g in frame.groupby("portfolio_id", sort=False)} if len(frame) else {}
         return self._parts[name].get(int(portfolio_id), frame.iloc[0:0])
+
+    def csv(self, name: str, portfolio_id: int) -> bytes:
+        """One portfolio's rows of one of the frames as CSV (each frame goes to polars once, then is split)."""
+        if name not in self._csv:
+            table = _csv_table(getattr(self, name))
+            parts = table.partition_by("portfolio_id", as_dict=True, maintain_order=True) if len(table) else {}
+            self._csv[name] = ({int(k[0]): g for k, g in parts.items()}, table.clear())
+        parts, empty = self._csv[name]
+        return parts.get(int(portfolio_id), empty).write_csv().encode("utf-8")
+
+    def overlay(self, model: str, first_day: pd.Timestamp) -> dict[str, Any] | None:
+        """An overlay's latest decision and its allocation changes since `first_day` (the page's first NAV day),
+        with their page views. The decision is the model's, and the newest `CHANGES_SHOWN` changes are the same
+        for every page with more changes than that (only the first change in range loses its 'from'), so both are
+        made once per batch; a page with fewer gets its own table."""
+        if model not in self._overlays:
+            decision = tracker.latest_decision(self.signals, model)
+            mine = self.signals[self.signals["model"] == model].sort_values("trade_date")
+            trades = mine["trade_required"].fillna(False).astype(bool).to_numpy()
+            self._overlays[model] = None if decision is None else {
+                "signals": mine, "trades_from": np.cumsum(trades[::-1])[::-1], "facts": decision_facts(decision),
+                "impacts": charts.impacts_chart(model, decision["impacts"]), "views": {}}
+        overlay = self._overlays[model]
+        if overlay is None:
+            return None
+        mine = overlay["signals"]
+        first = int(mine["trade_date"].searchsorted(first_day))
+        n_changes = int(overlay["trades_from"][first]) if first < len(mine) else 0
+        key = None if n_changes > CHANGES_SHOWN else first_day
+        if key not in overlay["views"]:
+            changes = tracker.allocation_changes(mine.iloc[first:], model)
+            overlay["views"][key] = changes_view(changes, CHANGES_SHOWN)
+        return {"facts": overlay["facts"], "impacts": overlay["impacts"], "changes": overlay["views"][key],
+                "n_changes": n_changes, "shown": min(n_changes, CHANGES_SHOWN)}
 
 
 def read_inputs(wh: Warehouse, rf_annual: float, portfolios: pd.DataFrame | None = None) -> ReportInputs:
@@ -361,22 +397,20 @@ def portfolio_context(p: pd.Series, inp: ReportInputs, generated: str, plotly_js
     rolling = inp.part("rolling", pid)
     if not rolling.empty:
         labels = _labels(series, benchmark)
+        statistics = rolling.pivot(index="trade_date", columns="variant", values=[c for _, c, _, _ in ROLLING_CHARTS])
         for fig_id, column, title, form in ROLLING_CHARTS:
-            wide = rolling.pivot(index="trade_date", columns="variant", values=column)
+            wide = statistics[column]
             wide = wide[[s for s in series if s in wide.columns]]
             figures[fig_id] = charts.line_chart(wide, title, form, names=labels, dashed=(BENCHMARK,))
     signals = []
     for model in models:
-        decision = tracker.latest_decision(inp.signals, model)
-        if decision is None:
+        overlay = inp.overlay(model, nav["trade_date"].min())
+        if overlay is None:
             continue
-        first_day = nav["trade_date"].min()
-        changes = tracker.allocation_changes(inp.signals[inp.signals["trade_date"] >= first_day], model)
         chart_id = f"chart-impacts-{len(signals)}"
-        figures[chart_id] = charts.impacts_chart(model, decision["impacts"])
-        signals.append({"model": model, "facts": decision_facts(decision), "chart": chart_id,
-                        "changes": changes_view(changes, CHANGES_SHOWN), "n_changes": len(changes),
-                        "shown": min(len(changes), CHANGES_SHOWN)})
+        figures[chart_id] = overlay["impacts"]
+        signals.append({"model": model, "facts": overlay["facts"], "chart": chart_id, "changes": overlay["changes"],
+                        "n_changes": overlay["n_changes"], "shown": overlay["shown"]})
     snapshot = inp.latest.get(pid)
     risk: dict[str, Any] = {"day": None, "facts": [], "stress": None, "stress_day": None, "sectors": None,
                             "rebalancing": None}
@@ -429,14 +463,14 @@ def index_context(portfolios: pd.DataFrame, stored: pd.DataFrame, as_of: pd.Time
 def csv_files(p: pd.Series, inp: ReportInputs, stem: str) -> list[ReportFile]:
     """The portfolio's NAV (every series) and stored metric rows as CSV."""
     pid = int(p["portfolio_id"])
-    return [ReportFile(f"{stem}_{name}.csv", csv_text(inp.part(name, pid)), "text/csv; charset=utf-8", "csv")
+    return [ReportFile(f"{stem}_{name}.csv", inp.csv(name, pid), "text/csv; charset=utf-8", "csv")
             for name in ("nav", "metrics")]
 
 
-def csv_text(frame: pd.DataFrame) -> bytes:
-    """A frame as CSV (dates as YYYY-MM-DD), written by polars (pandas' writer is the slow part of a report)."""
-    table = pl.from_pandas(frame.reset_index(drop=True))
-    return table.with_columns(pl.col(pl.Datetime).dt.date()).write_csv().encode("utf-8")
+def _csv_table(frame: pd.DataFrame) -> pl.DataFrame:
+    """A frame as polars with its timestamps as dates (YYYY-MM-DD in the CSV), written by polars (pandas' writer
+    was the slow part of a report)."""
+    return pl.from_pandas(frame.reset_index(drop=True)).with_columns(pl.col(pl.Datetime).dt.date())
 
 
 def page_names(portfolios: pd.DataFrame) -> dict[int, str]:

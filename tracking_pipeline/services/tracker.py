@@ -338,6 +338,12 @@ def period_label(start: pd.Series, period: str) -> pd.Series:
     return start.dt.strftime("%Y-%m-%d")
 
 
+def _narrow(rows: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """`rows` with only the columns a table reads (those present): its many selections then copy a few columns,
+    not every metric."""
+    return rows[[c for c in columns if c in rows.columns]]
+
+
 def period_table(rows: pd.DataFrame, period_type: str, series: Sequence[str],
                  value: str = "total_return") -> pd.DataFrame:
     """Stored periods of one type (newest first) x series: `value` of the `portfolio_metrics` rows of one
@@ -364,6 +370,7 @@ def daily_table(nav: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
 def annual_table(rows: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
     """Years (newest first) x series: each year's stored total return, plus `note`: 'YTD' for a year whose last
     return is not on its last trading day and 'from <day>' for one whose returns begin after its first week."""
+    rows = _narrow(rows, ("period_type", "variant", "period_start", "period_end", "total_return"))
     table = period_table(rows, "year", series)
     years = rows[rows["period_type"] == "year"].drop_duplicates("period_start").sort_values(
         "period_start", ascending=False)
@@ -376,6 +383,7 @@ def annual_table(rows: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
 def monthly_tables(rows: pd.DataFrame, series: Sequence[str]) -> dict[str, pd.DataFrame]:
     """Each series' stored month returns as years (oldest first) x Jan..Dec, with its stored year return in `Year`
     (one pivot for all series)."""
+    rows = _narrow(rows, ("period_type", "variant", "period_start", "total_return"))
     months = rows[rows["period_type"] == "month"]
     start = pd.to_datetime(months["period_start"])
     grid = pd.DataFrame({"variant": months["variant"].to_numpy(object), "year": start.dt.year.to_numpy(),
@@ -457,6 +465,7 @@ def crisis_table(measured: pd.DataFrame, windows: pd.DataFrame, series: Sequence
     if measured.empty:
         return pd.DataFrame(columns=["window", "description", "after", "through", "variant", "total_return",
                                      "max_drawdown", "benchmark_return", "vs_benchmark"])
+    measured = measured[["window", "variant", "total_return", "max_drawdown"]]
     bench = measured[measured["variant"] == BENCHMARK].set_index("window")["total_return"]
     rows = measured[measured["variant"].isin(series)].merge(windows, on="window")
     rows = rows.assign(benchmark_return=rows["window"].map(bench))
@@ -471,6 +480,8 @@ def crisis_table(measured: pd.DataFrame, windows: pd.DataFrame, series: Sequence
 def comparison_table(rows: pd.DataFrame, last_year: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
     """Total return per period (All, YTD, Last 12 months, each year newest first) x series, from one portfolio's
     stored `all`, `ytd` and `year` rows and `last_year` (a `window_metrics` frame of the last 12 months)."""
+    rows = _narrow(rows, ("period_type", "variant", "period_start", "total_return"))
+
     def picked(period_type: str) -> pd.Series:
         mine = rows[rows["period_type"] == period_type]
         return mine.set_index("variant")["total_return"]
@@ -493,8 +504,8 @@ DRAWDOWN_FIELDS = ("max_drawdown", "max_drawdown_start", "max_drawdown_trough", 
 def drawdown_table(rows: pd.DataFrame, series: Sequence[str], period_type: str = "all") -> pd.DataFrame:
     """Series x the deepest drawdown's figures (depth, peak, trough, recovery, duration) and the current drawdown,
     from the stored rows of one period type; the columns a warehouse lacks are left out."""
-    mine = rows[rows["period_type"] == period_type].set_index("variant")
-    columns = [c for c in DRAWDOWN_FIELDS if c in mine.columns]
+    columns = [c for c in DRAWDOWN_FIELDS if c in rows.columns]
+    mine = rows.loc[rows["period_type"] == period_type, ["variant", *columns]].set_index("variant")
     return mine.reindex(index=[s for s in series if s in mine.index], columns=columns)
 
 
