@@ -102,6 +102,30 @@ def test_aggregate_table_marks_the_best_in_each_metric_direction():
     assert table.loc["cagr", "benchmark"] != table.loc["cagr", "benchmark"]  # NULL stays missing, never best
 
 
+
+def test_tables_leave_out_what_is_not_stored_and_mark_ties():
+    """A series without month rows gets an empty month table, a year row without months no table row, a series
+    stored in no period no column; a tie marks every tied series and a metric stored for none marks nothing."""
+    rows = pd.concat([YEARS, metric_rows([
+        ("raw", "month", "2019-02-01", "2019-02-28", 0.02),
+        ("conservative", "month", "2019-03-01", "2019-03-29", np.nan),
+        ("raw", "all", "2018-07-03", "2019-06-28", 0.1386),
+    ])])
+    tables = tracker.monthly_tables(rows, ["raw", "conservative", "benchmark", "absent"])
+    assert list(tables["raw"].index) == [2019] and tables["raw"].loc[2019, "Feb"] == 0.02
+    assert tables["raw"].loc[2019, "Year"] == 0.1875 and np.isnan(tables["raw"].loc[2019, "Jan"])
+    assert tables["conservative"].loc[2019].isna().tolist() == [True] * 12 + [False]
+    assert tables["benchmark"].empty and list(tables["absent"].columns) == [*tracker.MONTHS, "Year"]
+    table = tracker.comparison_table(rows, pd.DataFrame(), ["raw", "absent", "benchmark", "conservative"])
+    assert list(table.columns) == ["raw", "benchmark", "conservative"]
+    assert list(table.index) == ["All", "YTD", "Last 12 months", "2019", "2018"]
+    assert table.loc["All"].isna().tolist() == [False, True, True] and table.loc["Last 12 months"].isna().all()
+    metrics = pd.DataFrame({"sharpe_ratio": [1.1, 1.1, 0.7], "volatility": [np.nan, np.nan, np.nan]},
+                           index=["raw", "conservative", "benchmark"])
+    aggregate = tracker.aggregate_table(metrics, ["raw", "conservative", "benchmark"],
+                                        columns=("sharpe_ratio", "volatility"))
+    assert aggregate["best"].to_dict() == {"sharpe_ratio": "raw, conservative", "volatility": ""}
+
 def returns_frame() -> pl.DataFrame:
     """Two series of six returns (raw, benchmark) and one starting late (conservative)."""
     days = [dt.date(2020, 2, d) for d in (18, 19, 20, 21, 24, 25, 26)]

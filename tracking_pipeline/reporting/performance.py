@@ -218,15 +218,16 @@ def comparison_views(rows: pd.DataFrame, last_year: pd.DataFrame, series: list[s
                                  index_label="Period", labels=labels)
     stored_all = rows[rows["period_type"] == "all"].set_index("variant")
     aggregate = tracker.aggregate_table(stored_all, series)
-    kinds = {c: "num" for c in aggregate.columns}
     values = aggregate.drop(columns="best")
     shown = pd.DataFrame({c: [fmt(v, metric_kind(m)) for m, v in values[c].items()] for c in values.columns},
                          index=[METRIC_LABELS[m] for m in values.index])
     shown["Best"] = [", ".join(labels[s] for s in b.split(", ")) if b else "" for b in aggregate["best"]]
-    best = pd.DataFrame(False, index=shown.index, columns=shown.columns)
+    columns = list(shown.columns)
+    marks = np.zeros(shown.shape, dtype=bool)
     for i, b in enumerate(aggregate["best"]):
         for s in filter(None, b.split(", ")):
-            best.iat[i, list(shown.columns).index(s)] = True
+            marks[i, columns.index(s)] = True
+    best = pd.DataFrame(marks, index=shown.index, columns=shown.columns)
     kinds = {c: "text" for c in shown.columns}
     return comparison_view, table_view(shown, kinds, best=best, index_label="Metric", labels=labels)
 

@@ -349,11 +349,19 @@ def period_table(rows: pd.DataFrame, period_type: str, series: Sequence[str],
     """Stored periods of one type (newest first) x series: `value` of the `portfolio_metrics` rows of one
     portfolio, indexed by the period's label."""
     mine = rows[rows["period_type"] == period_type]
-    wide = mine.pivot(index="period_start", columns="variant", values=value).sort_index(ascending=False)
-    wide = wide.reindex(columns=[s for s in series if s in wide.columns])
-    wide.index = pd.Index(period_label(pd.Series(wide.index), period_type), name="period")
-    wide.columns.name = None
-    return wide
+    variants = mine["variant"].to_numpy(object)
+    starts = pd.DatetimeIndex(mine["period_start"]).to_numpy()
+    days = np.unique(starts)
+    present = set(variants)
+    columns = [s for s in series if s in present]
+    grid = np.full((len(days), len(columns)), np.nan)
+    row = len(days) - 1 - np.searchsorted(days, starts)  # newest first
+    values = mine[value].to_numpy(float)
+    for i, s in enumerate(columns):
+        mask = variants == s
+        grid[row[mask], i] = values[mask]
+    labels = period_label(pd.Series(days[::-1]), period_type)
+    return pd.DataFrame(grid, index=pd.Index(labels, name="period"), columns=columns)
 
 
 def daily_table(nav: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
@@ -382,23 +390,26 @@ def annual_table(rows: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
 
 def monthly_tables(rows: pd.DataFrame, series: Sequence[str]) -> dict[str, pd.DataFrame]:
     """Each series' stored month returns as years (oldest first) x Jan..Dec, with its stored year return in `Year`
-    (one pivot for all series)."""
+    (the years with a month row; filled by position, as a page makes one for each of its series)."""
     rows = _narrow(rows, ("period_type", "variant", "period_start", "total_return"))
     months = rows[rows["period_type"] == "month"]
-    start = pd.to_datetime(months["period_start"])
-    grid = pd.DataFrame({"variant": months["variant"].to_numpy(object), "year": start.dt.year.to_numpy(),
-                         "month": start.dt.month.to_numpy(), "r": months["total_return"].to_numpy(float)}).pivot(
-        index=["variant", "year"], columns="month", values="r").reindex(columns=range(1, 13))
-    grid.columns = MONTHS
     years = rows[rows["period_type"] == "year"]
-    grid["Year"] = pd.Series(years["total_return"].to_numpy(float), index=pd.MultiIndex.from_arrays(
-        [years["variant"].to_numpy(object), pd.to_datetime(years["period_start"]).dt.year.to_numpy()])
-    ).reindex(grid.index).to_numpy()
+    m_variant, m_start = months["variant"].to_numpy(object), pd.DatetimeIndex(months["period_start"])
+    m_year, m_month, m_r = m_start.year.to_numpy(), m_start.month.to_numpy(), months["total_return"].to_numpy(float)
+    y_variant, y_r = years["variant"].to_numpy(object), years["total_return"].to_numpy(float)
+    y_year = pd.DatetimeIndex(years["period_start"]).year.to_numpy()
     out = {}
     for s in series:
-        table = grid.xs(s, level="variant") if s in grid.index.get_level_values("variant") else grid.iloc[0:0].droplevel(0)
-        table.index.name = "year"
-        out[s] = table
+        mine = m_variant == s
+        shown = np.unique(m_year[mine])
+        grid = np.full((len(shown), 13), np.nan)
+        grid[np.searchsorted(shown, m_year[mine]), m_month[mine] - 1] = m_r[mine]
+        own = y_variant == s
+        at = np.searchsorted(shown, y_year[own])
+        found = at < len(shown)
+        found[found] &= shown[at[found]] == y_year[own][found]
+        grid[at[found], 12] = y_r[own][found]
+        out[s] = pd.DataFrame(grid, index=pd.Index(shown, name="year"), columns=[*MONTHS, "Year"])
     return out
 
 
@@ -414,13 +425,15 @@ def aggregate_table(metrics: pd.DataFrame, series: Sequence[str],
     'best' has a direction (higher, or lower for volatility); '' for beta and the like."""
     present = [s for s in series if s in metrics.index]
     table = metrics.reindex(index=present, columns=list(columns)).T.astype(float)
-    best = pd.Series("", index=table.index, dtype=object)
-    for direction, names in ((True, HIGHER_IS_BETTER), (False, LOWER_IS_BETTER)):
-        rows = [m for m in table.index if m in names]
-        if rows:
-            mask = best_mask(table.loc[rows], higher=direction)
-            best.loc[rows] = [", ".join(c for c in table.columns if mask.at[m, c]) for m in rows]
-    return table.assign(best=best)
+    best = []
+    for metric, values in zip(table.index, table.to_numpy()):
+        known = ~np.isnan(values)
+        if not known.any() or (metric not in HIGHER_IS_BETTER and metric not in LOWER_IS_BETTER):
+            best.append("")
+            continue
+        top = values[known].min() if metric in LOWER_IS_BETTER else values[known].max()
+        best.append(", ".join(c for c, v, k in zip(table.columns, values, known) if k and v == top))
+    return table.assign(best=pd.Series(best, index=table.index, dtype=object))
 
 
 def window_metrics(series: pl.DataFrame, windows: pd.DataFrame, rf_annual: float) -> pd.DataFrame:
@@ -481,20 +494,25 @@ def comparison_table(rows: pd.DataFrame, last_year: pd.DataFrame, series: Sequen
     """Total return per period (All, YTD, Last 12 months, each year newest first) x series, from one portfolio's
     stored `all`, `ytd` and `year` rows and `last_year` (a `window_metrics` frame of the last 12 months)."""
     rows = _narrow(rows, ("period_type", "variant", "period_start", "total_return"))
+    kinds, variants = rows["period_type"].to_numpy(object), rows["variant"].to_numpy(object)
+    returns = rows["total_return"].to_numpy(float)
 
-    def picked(period_type: str) -> pd.Series:
-        mine = rows[rows["period_type"] == period_type]
-        return mine.set_index("variant")["total_return"]
+    def picked(period_type: str) -> dict[str, float]:
+        mine = kinds == period_type
+        return dict(zip(variants[mine], returns[mine]))
 
-    ytd = rows[rows["period_type"] == "ytd"]
-    ytd_label = f"YTD {pd.Timestamp(ytd['period_start'].min()).year}" if len(ytd) else "YTD"
-    parts = {"All": picked("all"), ytd_label: picked("ytd"),
-             "Last 12 months": last_year.set_index("variant")["total_return"] if len(last_year) else pd.Series()}
-    top = pd.DataFrame(parts).T
+    ytd_starts = rows["period_start"][kinds == "ytd"]
+    ytd_label = f"YTD {pd.Timestamp(ytd_starts.min()).year}" if len(ytd_starts) else "YTD"
+    top = {"All": picked("all"), ytd_label: picked("ytd"),
+           "Last 12 months": dict(zip(last_year["variant"], last_year["total_return"])) if len(last_year) else {}}
     years = period_table(rows, "year", series)
-    table = pd.concat([top, years])
+    present = set(years.columns).union(*top.values())
+    columns = [s for s in series if s in present]
+    head = pd.DataFrame([[values.get(s, np.nan) for s in columns] for values in top.values()], index=list(top),
+                        columns=columns, dtype=float)
+    table = pd.concat([head, years.reindex(columns=columns)])
     table.index.name = "period"
-    return table.reindex(columns=[s for s in series if s in table.columns]).astype(float)
+    return table.astype(float)
 
 
 DRAWDOWN_FIELDS = ("max_drawdown", "max_drawdown_start", "max_drawdown_trough", "max_drawdown_recovery",
