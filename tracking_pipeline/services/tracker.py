@@ -474,20 +474,25 @@ def crisis_windows(windows: dict[str, tuple[dt.date, dt.date, str]] = CRISIS_WIN
 
 def crisis_table(measured: pd.DataFrame, windows: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
     """One portfolio's crisis rows: per window present in its data (window order) and series, the return and max
-    drawdown, with the benchmark's return and the difference (`vs_benchmark`)."""
+    drawdown, with the benchmark's return and the difference (`vs_benchmark`); picked by position (a page's few
+    rows: no merge or sort)."""
     if measured.empty:
         return pd.DataFrame(columns=["window", "description", "after", "through", "variant", "total_return",
                                      "max_drawdown", "benchmark_return", "vs_benchmark"])
-    measured = measured[["window", "variant", "total_return", "max_drawdown"]]
-    bench = measured[measured["variant"] == BENCHMARK].set_index("window")["total_return"]
-    rows = measured[measured["variant"].isin(series)].merge(windows, on="window")
-    rows = rows.assign(benchmark_return=rows["window"].map(bench))
-    rows["vs_benchmark"] = rows["total_return"] - rows["benchmark_return"]
+    names, variants = measured["window"].to_numpy(object), measured["variant"].to_numpy(object)
+    returns = measured["total_return"].to_numpy(float)
     order = {w: i for i, w in enumerate(windows["window"])}
     rank = {s: i for i, s in enumerate(series)}
-    rows = rows.assign(_w=rows["window"].map(order), _s=rows["variant"].map(rank)).sort_values(["_w", "_s"])
-    return rows[["window", "description", "after", "through", "variant", "total_return", "max_drawdown",
-                 "benchmark_return", "vs_benchmark"]].reset_index(drop=True)
+    bench = {w: r for w, v, r in zip(names, variants, returns) if v == BENCHMARK}
+    keep = sorted((i for i, (w, v) in enumerate(zip(names, variants)) if w in order and v in rank),
+                  key=lambda i: (order[names[i]], rank[variants[i]]))
+    window = windows.iloc[[order[names[i]] for i in keep]].reset_index(drop=True)
+    rows = pd.DataFrame({"window": names[keep], "description": window["description"], "after": window["after"],
+                         "through": window["through"], "variant": variants[keep], "total_return": returns[keep],
+                         "max_drawdown": measured["max_drawdown"].to_numpy(float)[keep],
+                         "benchmark_return": np.array([bench.get(names[i], np.nan) for i in keep], dtype=float)})
+    rows["vs_benchmark"] = rows["total_return"] - rows["benchmark_return"]
+    return rows
 
 
 def comparison_table(rows: pd.DataFrame, last_year: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
