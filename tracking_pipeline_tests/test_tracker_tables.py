@@ -126,6 +126,31 @@ def test_tables_leave_out_what_is_not_stored_and_mark_ties():
                                         columns=("sharpe_ratio", "volatility"))
     assert aggregate["best"].to_dict() == {"sharpe_ratio": "raw, conservative", "volatility": ""}
 
+
+@pytest.mark.parametrize("case", ["blocks", "other_days", "shuffled", "ints", "one_series", "empty", "object_days"])
+def test_by_day_is_pandas_pivot(case):
+    """The reshaped pivot of rows in blocks of the same days equals pandas' pivot, and every other shape falls back
+    to it."""
+    days = pd.bdate_range("2020-01-01", periods=6)
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame({"variant": np.repeat(["raw", "benchmark", "conservative"], 6), "trade_date": np.tile(days, 3),
+                         "nav": rng.normal(100, 5, 18)})
+    rows.loc[4, "nav"] = np.nan
+    if case == "other_days":
+        rows = rows.drop(index=[8])
+    elif case == "shuffled":
+        rows = rows.sample(frac=1, random_state=1)
+    elif case == "ints":
+        rows["nav"] = np.arange(18)
+    elif case == "one_series":
+        rows = rows[rows["variant"] == "raw"]
+    elif case == "empty":
+        rows = rows.iloc[0:0]
+    elif case == "object_days":
+        rows["trade_date"] = rows["trade_date"].dt.date
+    expected = rows.pivot(index="trade_date", columns="variant", values="nav")
+    pd.testing.assert_frame_equal(tracker.by_day(rows, "nav"), expected)
+
 def returns_frame() -> pl.DataFrame:
     """Two series of six returns (raw, benchmark) and one starting late (conservative)."""
     days = [dt.date(2020, 2, d) for d in (18, 19, 20, 21, 24, 25, 26)]

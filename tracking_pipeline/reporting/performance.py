@@ -392,15 +392,13 @@ def portfolio_context(p: pd.Series, inp: ReportInputs, generated: str, plotly_js
         "chart-drawdown": charts.drawdown_chart(paths["drawdown"], benchmark),
     }
     if models:
-        allocation = nav[nav["variant"].isin(models)].pivot(index="trade_date", columns="variant",
-                                                            values="equity_allocation")[models]
+        allocation = tracker.by_day(nav[nav["variant"].isin(models)], "equity_allocation")[models]
         figures["chart-allocation"] = charts.allocation_chart(allocation)
     rolling = inp.part("rolling", pid)
     if not rolling.empty:
         labels = _labels(series, benchmark)
-        statistics = rolling.pivot(index="trade_date", columns="variant", values=[c for _, c, _, _ in ROLLING_CHARTS])
         for fig_id, column, title, form in ROLLING_CHARTS:
-            wide = statistics[column]
+            wide = tracker.by_day(rolling, column)
             wide = wide[[s for s in series if s in wide.columns]]
             figures[fig_id] = charts.line_chart(wide, title, form, names=labels, dashed=(BENCHMARK,))
     signals = []
