@@ -62,18 +62,20 @@ def values(data: pd.Series | np.ndarray, digits: int = 5) -> list[float | None]:
     return out
 
 
-_last_dates: list[tuple[np.ndarray, list[str]]] = []
+_last_dates: list[tuple[np.ndarray, list[str]]] = [(np.array([], dtype="datetime64[D]"), [])]
+"""The last (days, ISO dates) made, as one pair read and replaced at once (the app renders in threads)."""
 
 
 def dates(index: pd.Index) -> list[str]:
     """ISO dates of a DatetimeIndex (the x of a time chart), formatted by numpy (5x faster than strftime); the
     last list made is given again for the same days (a page's charts share their x axes)."""
     days = pd.DatetimeIndex(index).to_numpy("datetime64[D]")
-    if _last_dates and np.array_equal(_last_dates[0][0], days):
-        return _last_dates[0][1]
-    out = np.datetime_as_string(days, unit="D").tolist()
-    _last_dates[:] = [(days, out)]
-    return out
+    seen, made = _last_dates[0]
+    if np.array_equal(seen, days):
+        return made
+    made = np.datetime_as_string(days, unit="D").tolist()
+    _last_dates[0] = (days, made)
+    return made
 
 
 def layout(title: str, y_format: str | None = ".0%", height: int = 360, range_buttons: bool = False,
