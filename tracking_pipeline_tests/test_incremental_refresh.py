@@ -4,10 +4,13 @@ fingerprints), and always end equal to a full recompute."""
 from __future__ import annotations
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from tracking_pipeline.defs.monitoring.health import collect_health
-from tracking_pipeline.services.fingerprints import RefreshPlan, refresh_writes
+from tracking_pipeline.services.fingerprints import (
+    RefreshPlan, digest, digest_prefixes, plan_refresh, refresh_writes,
+)
 from tracking_pipeline.services.nav import PRICE_LOOKBACK_SESSIONS, Portfolio, load_active_portfolios
 from tracking_pipeline.services.market_risk import (
     compute_correlations, correlation_fingerprints, correlation_inputs, refresh_correlations,
@@ -258,3 +261,48 @@ def test_refresh_writes_share_statements_only_between_parts_with_the_same_dates(
     stored_fps = wh.query("SELECT part, calc_date, fingerprint, row_count FROM input_fingerprints ORDER BY 1, 2")
     assert [(r.part, pd.Timestamp(r.calc_date), r.fingerprint, r.row_count)
             for r in stored_fps.itertuples()] == [(p, d, current[(p, d)], 1) for p, d in plan.todo]
+
+
+def test_plan_refresh_keeps_only_dates_with_the_same_fingerprint_and_row_count(warehouse_url):
+    """A date is left alone only when its stored fingerprint is the current one and its stored row count is the
+    table's; stored dates (with rows or a fingerprint) no longer computed are dropped, only in the parts given."""
+    days = pd.DatetimeIndex(["2024-01-31", "2024-02-29", "2024-03-28"])
+    wh = open_warehouse(warehouse_url)
+    wh.replace(Write("portfolio_stress_tests", pd.DataFrame({
+        "portfolio_id": [1, 1, 1, 2, 2], "snapshot_date": [days[0], days[1], days[1], days[0], days[2]],
+        "scenario": ["a", "a", "b", "a", "a"], "market_shock": -0.1, "expected_return": 0.0, "expected_pnl": 0.0}),
+        {"portfolio_id": [1, 2]}))
+    stored = [("1", days[0], "x", 1), ("1", days[1], "y", 1), ("2", days[0], "z", 1), ("2", days[1], "w", 0),
+              ("3", days[0], "v", 0)]
+    wh.replace(Write("input_fingerprints", pd.DataFrame(stored, columns=["part", "calc_date", "fingerprint",
+                                                                         "row_count"]).assign(
+        asset="portfolio_stress_tests"), {"asset": ["portfolio_stress_tests"]}))
+    current = {("1", days[0]): "x",  # unchanged
+               ("1", days[1]): "y",  # the same inputs, but two rows where one was written
+               ("2", days[0]): "z2",  # changed inputs
+               ("2", days[1]): "w",  # no rows written and none stored: unchanged
+               ("2", days[2]): "u",  # rows without a fingerprint
+               ("1", days[2]): "t"}  # a new date
+    plan = plan_refresh(wh, "portfolio_stress_tests", "portfolio_stress_tests", "snapshot_date", current,
+                        part_column="portfolio_id")
+    assert plan.todo == sorted([("1", days[1]), ("1", days[2]), ("2", days[0]), ("2", days[2])])
+    assert plan.stale == [("3", days[0])]
+    assert plan_refresh(wh, "portfolio_stress_tests", "portfolio_stress_tests", "snapshot_date", current,
+                        part_column="portfolio_id", parts=["1", "2"]).stale == []
+
+
+def test_digest_prefixes_equal_digests_of_the_rows_up_to_each_stop():
+    """Each date's fingerprint over the rows up to its stop equals `digest` of those rows (the head hashed once,
+    no row copied): rows after the stop do not count, rows before it do."""
+    block = np.random.default_rng(7).normal(size=(9, 4))
+    block[3, 2] = np.nan
+    head = ["v1", "A|B|C", np.arange(6.0).reshape(3, 2), "2024-01-31"]
+    stops, tails = [0, 2, 5, 9], [(0.0, np.float64(1.25), 100.0), (), ("x",), (np.nan,)]
+    got = digest_prefixes(head, block, stops, tails)
+    assert got == [digest(*head, block[:stop], *tail) for stop, tail in zip(stops, tails)]
+    assert len(set(got)) == len(got)
+    later = block.copy()
+    later[6, 0] += 1e-12
+    assert [a == b for a, b in zip(digest_prefixes(head, later, stops, tails), got)] == [True, True, True, False]
+    strided = block[:, ::2]  # not contiguous: hashed as its values, as `digest` does
+    assert digest_prefixes(head, strided, [4], [()]) == [digest(*head, strided[:4])]

@@ -10,8 +10,9 @@ equal rows, so the table always ends equal to a full recompute.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,34 @@ Key = tuple[str, pd.Timestamp]
 def digest(*parts: str | np.ndarray | float) -> str:
     """A 128-bit hash of text, numbers and arrays (arrays by dtype, shape and bytes, NaN included)."""
     h = hashlib.blake2b(digest_size=16)
-    text: list[str] = []  # consecutive text parts are hashed in one update (the same byte stream)
+    h.update("".join(_fed(h, parts)).encode())
+    return h.hexdigest()
+
+
+def digest_prefixes(head: Sequence[str | np.ndarray | float], block: np.ndarray, stops: Iterable[int],
+                    tails: Iterable[Sequence[str | float]]) -> list[str]:
+    """`digest(*head, block[:stop], *tail)` for each stop and tail, with the head hashed once and no row copied:
+    the fingerprints of dates that cover a growing prefix of the same rows (a stress date: the prices since its
+    rebalance) cost a hash of those rows each, not a new array and a new hash of every part."""
+    block = np.ascontiguousarray(block)
+    numeric = block.dtype.kind in "biufc"
+    h = hashlib.blake2b(digest_size=16)
+    lead = "".join(_fed(h, head))
+    out = []
+    for stop, tail in zip(stops, tails):
+        rows = block[:stop]  # a C-contiguous view
+        g = h.copy()
+        g.update(f"{lead}|{rows.dtype.str}{rows.shape}|".encode())
+        g.update(rows if numeric else rows.tobytes())
+        g.update("".join(f"|{part!r}|" for part in tail).encode())
+        out.append(g.hexdigest())
+    return out
+
+
+def _fed(h: Any, parts: Iterable[str | np.ndarray | float]) -> list[str]:
+    """Hash `parts` into `h` up to the last array; returns the text after it, not yet hashed (consecutive text
+    parts are hashed in one update: the same byte stream)."""
+    text: list[str] = []
     for part in parts:
         if isinstance(part, np.ndarray):
             array = np.ascontiguousarray(part)
@@ -35,8 +63,7 @@ def digest(*parts: str | np.ndarray | float) -> str:
             h.update(array if array.dtype.kind in "biufc" else array.tobytes())  # numbers: their buffer, no copy
         else:
             text.append(f"|{part!r}|")
-    h.update("".join(text).encode())
-    return h.hexdigest()
+    return text
 
 
 @dataclass(frozen=True)
@@ -61,17 +88,17 @@ def plan_refresh(wh: Warehouse, asset: str, table: str, date_column: str, curren
 
     `parts` limits the stale keys to those parts (the ones this run computed; None: every part)."""
     part_sql = f"CAST({part_column} AS VARCHAR)" if part_column else "''"
-    counts = wh.query(f"SELECT {part_sql} AS part, {date_column} AS day, COUNT(*) AS n FROM {table} GROUP BY 1, 2")
-    stored_rows = {(r.part, pd.Timestamp(r.day)): int(r.n) for r in counts.itertuples(index=False)}
-    stored = wh.query("SELECT part, calc_date, fingerprint, row_count FROM input_fingerprints WHERE asset = ?",
-                      [asset])
-    known = set(stored_rows)
-    unchanged = set()
-    for r in stored.itertuples(index=False):
-        key = (r.part, pd.Timestamp(r.calc_date))
-        known.add(key)
-        if current.get(key) == r.fingerprint and r.row_count == stored_rows.get(key, 0):
-            unchanged.add(key)
+    stored = wh.query(
+        "SELECT COALESCE(f.part, c.part) AS part, COALESCE(f.calc_date, c.day) AS day, f.fingerprint, f.row_count, "
+        "COALESCE(c.n, 0) AS n FROM (SELECT part, calc_date, fingerprint, row_count FROM input_fingerprints "
+        f"WHERE asset = ?) f FULL JOIN (SELECT {part_sql} AS part, {date_column} AS day, COUNT(*) AS n FROM {table} "
+        "GROUP BY 1, 2) c ON f.part = c.part AND f.calc_date = c.day", [asset])
+    keys = list(zip(stored["part"].tolist(), pd.DatetimeIndex(stored["day"])))
+    known = set(keys)
+    fingerprints = stored["fingerprint"].fillna("").tolist()  # "": a date with rows and no fingerprint
+    stored_rows = stored["row_count"].fillna(-1).astype("int64").tolist()
+    unchanged = {key for key, fingerprint, stored_n, n in zip(keys, fingerprints, stored_rows, stored["n"].tolist())
+                 if current.get(key) == fingerprint and stored_n == n}
     wanted = None if parts is None else set(parts)
     stale = sorted(k for k in known - set(current) if wanted is None or k[0] in wanted)
     return RefreshPlan(asset, sorted(set(current) - unchanged), stale)

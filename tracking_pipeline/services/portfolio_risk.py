@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ from tracking_pipeline.analytics.volatility import (
     har_rv_forecast_frame, realized_vol_sqrt_sum, risk_level, volatility_percentile, volatility_trend,
 )
 from tracking_pipeline.trading_calendar import sessions_before
-from tracking_pipeline.services.fingerprints import digest, plan_refresh, refresh_writes
+from tracking_pipeline.services.fingerprints import Key, digest, digest_prefixes, plan_refresh, refresh_writes
 from tracking_pipeline.services.nav import (
     PRICE_LOOKBACK_SESSIONS, RAW, Portfolio, load_active_portfolios, portfolio_error,
 )
@@ -342,11 +343,49 @@ def _segments(p: Portfolio, days: pd.DatetimeIndex, sessions: pd.DatetimeIndex,
     out = []
     for anchor, entry, first_row in zip(pd.DatetimeIndex(anchors), entries, first_rows):
         target = p.schedule[entry][1] if entry >= 0 else {}
-        held = sorted(t for t, w in target.items() if w > 0)
-        out.append(_Segment(
-            anchor, target, held, np.array([column.get(t, -1) for t in held], dtype=np.intp), int(first_row),
-            digest(str(anchor.date()), "|".join(f"{t}={w!r}" for t, w in sorted(target.items())))))
+        names = sorted(target)
+        weights = np.array([target[t] for t in names], dtype=float)
+        held = [t for t, w in zip(names, weights) if w > 0]
+        out.append(_Segment(anchor, target, held, np.array([column.get(t, -1) for t in held], dtype=np.intp),
+                            int(first_row), digest(str(anchor.date()), "|".join(names), weights)))
     return [out[i] for i in of_day]
+
+
+class _Episode(NamedTuple):
+    """A historical replay as its fingerprints see it: its last day (a date's replays are those over by then),
+    its first and last day's prices (every column of the price frame, -1: never priced) and its name and days."""
+
+    end: np.datetime64
+    prices: np.ndarray
+    label: str
+
+
+def _stress_fingerprints(part: str, days: pd.DatetimeIndex, segments: list[_Segment], beta: np.ndarray,
+                         nav: np.ndarray, values: np.ndarray, episodes: list[_Episode], sessions: pd.DatetimeIndex,
+                         market: str, market_column: int, rf_d: float) -> dict[Key, str]:
+    """The input fingerprint of each of one portfolio's stress `days`: its segment's rebalance (anchor and
+    target), the held tickers' prices from `PRICE_LOOKBACK_SESSIONS` before that rebalance to the day, theirs
+    and the market's on the first and last day of every episode over by the day, the risk-free rate, and the
+    day's beta and raw NAV. The dates of a segment (with the same episodes over) share the hashing of all but
+    their own rows (`digest_prefixes`)."""
+    rows_of = sessions.searchsorted(days)
+    ends = np.array([e.end for e in episodes], dtype="datetime64[ns]")
+    over = ends[None, :] <= days.to_numpy("datetime64[ns]")[:, None]
+    groups: dict[tuple[_Segment, tuple[bool, ...]], list[int]] = {}
+    for i, (seg, seen) in enumerate(zip(segments, over.tolist())):
+        groups.setdefault((seg, tuple(seen)), []).append(i)
+    out: dict[Key, str] = {}
+    for (seg, seen), at in groups.items():
+        cols = np.append(seg.columns, market_column)
+        replayed = [e for e, done in zip(episodes, seen) if done]
+        head = [STRESS_VERSION, "|".join([*seg.held, market]), *[e.label for e in replayed],
+                np.concatenate([e.prices[:, cols] for e in replayed]) if replayed else np.empty((0, len(cols))),
+                seg.hashed]
+        block = values[seg.first_row:rows_of[at[-1]] + 1][:, seg.columns]
+        hashed = digest_prefixes(head, block, [rows_of[i] + 1 - seg.first_row for i in at],
+                                 [(rf_d, beta[i], nav[i]) for i in at])
+        out.update({(part, days[i]): h for i, h in zip(at, hashed)})
+    return out
 
 
 def _segment_weights(prices: pd.DataFrame, p: Portfolio, segment: _Segment, days: pd.DatetimeIndex,
@@ -389,8 +428,9 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
     values = np.column_stack([prices.to_numpy(float), np.full(len(prices), np.nan)])  # column -1: never priced
     market_column = column.get(market, -1)
     stamps = prices.index.to_numpy("datetime64[ns]")
-    episodes = {name: (pd.Timestamp(sc.end), values[rows], stamps[rows]) for name, sc in HISTORICAL_SCENARIOS.items()
-                for rows in [episode_rows(prices.index, {name: sc})]}  # each episode's price rows and dates
+    episodes = [_Episode(np.datetime64(sc.end, "ns"), values[rows],
+                         f"{name}: {', '.join(str(day)[:10] for day in stamps[rows])}")
+                for name, sc in HISTORICAL_SCENARIOS.items() for rows in [episode_rows(prices.index, {name: sc})]]
     inputs, current = {}, {}
     for p in portfolios:
         mine = by_portfolio[p.portfolio_id]
@@ -398,19 +438,8 @@ def compute_stress_tests(wh: Warehouse, market: str, rf_d: float) -> PortfolioRi
         beta = mine["market_beta_weighted"].to_numpy(float)
         nav = mine["nav"].to_numpy(float)
         segments = _segments(p, days, prices.index, column)
-        episode = {}
-        for seg in dict.fromkeys(segments):
-            cols = np.append(seg.columns, market_column)
-            episode[seg] = [(over, digest(name, block[:, cols], dates))
-                            for name, (over, block, dates) in episodes.items()]
-        rows_of = prices.index.searchsorted(days)
-        tickers_of = {seg: "|".join([*seg.held, market]) for seg in episode}
-        part = str(p.portfolio_id)
-        for i, (day, seg) in enumerate(zip(days, segments)):  # a replay enters a date's rows once its episode is over
-            seen = [hashed for over, hashed in episode[seg] if over <= day]
-            current[(part, day)] = digest(
-                STRESS_VERSION, tickers_of[seg], *seen, seg.hashed,
-                values[seg.first_row:rows_of[i] + 1][:, seg.columns], rf_d, beta[i], nav[i])
+        current.update(_stress_fingerprints(str(p.portfolio_id), days, segments, beta, nav, values, episodes,
+                                            prices.index, market, market_column, rf_d))
         inputs[p.portfolio_id] = (p, days, beta, nav, segments)
     plan = plan_refresh(wh, STRESS_TESTS, STRESS_TESTS, "snapshot_date", current, part_column="portfolio_id",
                         parts=[str(i) for i in inputs])
