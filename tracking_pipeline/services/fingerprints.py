@@ -36,24 +36,21 @@ def digest_prefixes(head: Sequence[str | np.ndarray | float], block: np.ndarray,
     the fingerprints of dates that cover a growing prefix of the same rows (a stress date: the prices since its
     rebalance) cost a hash of those rows each, not a new array and a new hash of every part."""
     block = np.ascontiguousarray(block)
-    numeric = block.dtype.kind in "biufc"
     h = hashlib.blake2b(digest_size=16)
-    lead = "".join(_fed(h, head))
+    lead = _fed(h, head)
     out = []
     for stop, tail in zip(stops, tails):
-        rows = block[:stop]  # a C-contiguous view
         g = h.copy()
-        g.update(f"{lead}|{rows.dtype.str}{rows.shape}|".encode())
-        g.update(rows if numeric else rows.tobytes())
-        g.update("".join(f"|{part!r}|" for part in tail).encode())
+        g.update("".join(_fed(g, [block[:stop], *tail], list(lead))).encode())  # block[:stop]: a contiguous view
         out.append(g.hexdigest())
     return out
 
 
-def _fed(h: Any, parts: Iterable[str | np.ndarray | float]) -> list[str]:
-    """Hash `parts` into `h` up to the last array; returns the text after it, not yet hashed (consecutive text
-    parts are hashed in one update: the same byte stream)."""
-    text: list[str] = []
+def _fed(h: Any, parts: Iterable[str | np.ndarray | float], text: list[str] | None = None) -> list[str]:
+    """Hash `parts` into `h` up to the last array, after `text` (parts already given, not yet hashed); returns the
+    text after the last array, not yet hashed (consecutive text parts are hashed in one update: the same byte
+    stream)."""
+    text = [] if text is None else text
     for part in parts:
         if isinstance(part, np.ndarray):
             array = np.ascontiguousarray(part)
