@@ -15,6 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from tracking_pipeline.analytics.metrics import DRAWDOWN_COLUMNS, METRIC_COLUMNS, OUTPUT_COLUMNS, daily_risk_free
+from tracking_pipeline.services import tracker
 from tracking_pipeline.services.performance import (
     BENCHMARK, active_portfolios, compute_rows, full_plan, get_metrics, load_series, refresh_metrics,
 )
@@ -304,6 +305,28 @@ def test_checks_flag_stale_and_invalid_rows(tmp_path):
     assert not valid.passed
     assert valid.metadata["bad_rows"].value == {"max_drawdown_positive": 1, "sharpe_ratio_not_finite": 1,
                                                 "current_drawdown_outside_range": 1}
+
+
+def test_nav_and_returns_equal_nav_history_and_return_series(warehouse_url):
+    """The report reads a batch's NAV once for its charts and its window metrics: the same two frames as reading
+    them apart, with a benchmark price missing (the chart's benchmark return 0 there, the series' null on that day
+    and the next) and for no portfolio at all."""
+    wh = build_warehouse(warehouse_url)
+    gap = pd.Timestamp("2021-01-15")
+    wh.replace(Write("price_data", pd.DataFrame({"trade_date": pd.Series([], dtype="datetime64[ns]"),
+                                                 "ticker": pd.Series([], dtype=str), "adj_close": []}),
+                     {"ticker": ["BMA"], "trade_date": (gap.date(), gap.date())}))
+    listed = tracker.portfolio_list(wh)
+    for portfolios in (listed, listed.iloc[1:], listed.iloc[0:0]):
+        nav, series = tracker.nav_and_returns(wh, portfolios)
+        pd.testing.assert_frame_equal(nav, tracker.nav_history(wh, portfolios))
+        assert_frame_equal(series, tracker.return_series(wh, portfolios["portfolio_id"].tolist()))
+    nav, series = tracker.nav_and_returns(wh, listed)
+    bench = series.filter((pl.col("portfolio_id") == 1) & (pl.col("variant") == BENCHMARK))
+    assert bench.filter(pl.col("r").is_null())["trade_date"].to_list() == [gap.date(), dt.date(2021, 1, 19)]
+    chart = nav[(nav["portfolio_id"] == 1) & (nav["variant"] == BENCHMARK)].set_index("trade_date")
+    assert chart.at[gap, "daily_return"] == 0.0 and np.isnan(chart.at[gap, "nav"])
+    assert len(nav) == len(tracker.nav_history(wh, listed)) > 0 and series.height > 0
 
 
 def test_batches_of_portfolios_give_the_same_rows(tmp_path):

@@ -169,12 +169,12 @@ def read_inputs(wh: Warehouse, rf_annual: float, portfolios: pd.DataFrame | None
     last_year = portfolios[["portfolio_id", "last_day"]].assign(
         window="Last 12 months", after=portfolios["last_day"] - pd.DateOffset(years=1),
         through=portfolios["last_day"])
-    series = tracker.return_series(wh, ids)
+    nav, series = tracker.nav_and_returns(wh, portfolios)
     measured = pd.concat([tracker.window_metrics(series, windows, rf_annual),
                           tracker.window_metrics(series, last_year, rf_annual)], ignore_index=True)
     models = sorted({v for vs in portfolios["variants"] for v in vs} - {tracker.RAW, BENCHMARK})
     return ReportInputs(
-        portfolios=portfolios, nav=tracker.nav_history(wh, portfolios),
+        portfolios=portfolios, nav=nav,
         metrics=tracker.stored_metrics(wh, ids, REPORT_PERIODS),
         windows=windows, measured=measured, signals=tracker.overlay_history(wh, models),
         snapshots=tracker.snapshot_history(wh, ids), latest=tracker.latest_snapshots(wh, ids),

@@ -24,7 +24,7 @@ import datetime as dt
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import polars as pl
@@ -103,6 +103,18 @@ def to_polars(frame: pd.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFra
     return pl.DataFrame(data, schema=schema)
 
 
+def read_polars(wh: Warehouse, sql: str, params: list[Any], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A query's rows as polars with the given column types, through Arrow (no pandas frame, no Python string per
+    row: 20 years of 600 series' returns read in about half the time); NaN read as null, as `to_polars` does."""
+    frame = cast(pl.DataFrame, pl.from_arrow(wh.query_arrow(sql, params)))
+    return frame.select(pl.col(c).cast(t).fill_nan(None) if t == pl.Float64 else pl.col(c).cast(t)
+                        for c, t in schema.items())
+
+
+NAV_RETURNS = {"portfolio_id": pl.Int64, "variant": pl.String, "trade_date": pl.Date, "daily_return": pl.Float64}
+"""The `portfolio_daily_nav` columns a return series is made from, with their types."""
+
+
 def load_series(wh: Warehouse, portfolios: pl.DataFrame, variant: str | None = None,
                 lo: dt.date | None = None, hi: dt.date | None = None) -> pl.DataFrame:
     """The return series of `portfolios` (a frame from `active_portfolios`): portfolio_id, variant, trade_date,
@@ -122,21 +134,30 @@ def load_series(wh: Warehouse, portfolios: pl.DataFrame, variant: str | None = N
         where += " AND trade_date <= ?"
         params.append(hi)
     nav_variant = "" if variant in (None, BENCHMARK) else " AND variant = ?"
-    nav = to_polars(
-        wh.query(f"SELECT portfolio_id, variant, trade_date, daily_return FROM portfolio_daily_nav WHERE {where}"
-                 f"{nav_variant}", params + ([variant] if nav_variant else [])),
-        {"portfolio_id": pl.Int64, "variant": pl.String, "trade_date": pl.Date, "daily_return": pl.Float64},
-    )
+    nav = read_polars(wh, f"SELECT portfolio_id, variant, trade_date, daily_return FROM portfolio_daily_nav "
+                          f"WHERE {where}{nav_variant}", params + ([variant] if nav_variant else []), NAV_RETURNS)
+    tickers = portfolios.filter(pl.col("portfolio_id").is_in(nav["portfolio_id"].unique().implode()))["benchmark"]
+    prices = benchmark_prices(wh, tickers.to_list(), nav["trade_date"].min(), nav["trade_date"].max())
+    return series_from(nav, prices, portfolios, variant, lo)
+
+
+def benchmark_prices(wh: Warehouse, tickers: list[str], first: dt.date | None,
+                     last: dt.date | None) -> pl.DataFrame:
+    """trade_date, ticker, adj_close of these benchmarks in [first, last] (none when the span is empty)."""
+    schema = {"trade_date": pl.Date, "ticker": pl.String, "adj_close": pl.Float64}
+    if not tickers or first is None or last is None:
+        return pl.DataFrame(schema=schema)
+    t_where, t_params = in_list("ticker", sorted(set(tickers)))
+    return read_polars(wh, f"SELECT trade_date, ticker, adj_close FROM price_data WHERE {t_where} "
+                           "AND trade_date BETWEEN ? AND ?", [*t_params, first, last], schema)
+
+
+def series_from(nav: pl.DataFrame, prices: pl.DataFrame, portfolios: pl.DataFrame, variant: str | None = None,
+                lo: dt.date | None = None) -> pl.DataFrame:
+    """`load_series` from rows already read: `nav` (portfolio_id, variant, trade_date, daily_return; the NAV days
+    wanted) and `prices` (trade_date, ticker, adj_close of the benchmarks over those days)."""
     days = nav.select("portfolio_id", "trade_date").unique().join(
         portfolios.select("portfolio_id", "benchmark", "first_day"), on="portfolio_id")
-    tickers = sorted(set(days["benchmark"].to_list()))
-    prices = pd.DataFrame(columns=["trade_date", "ticker", "adj_close"])
-    if days.height:
-        t_where, t_params = in_list("ticker", tickers)
-        prices = wh.query(f"SELECT trade_date, ticker, adj_close FROM price_data WHERE {t_where} "
-                          "AND trade_date BETWEEN ? AND ?",
-                          [*t_params, days["trade_date"].min(), days["trade_date"].max()])
-    prices = to_polars(prices, {"trade_date": pl.Date, "ticker": pl.String, "adj_close": pl.Float64})
     # a return is dated after the first NAV day, and after `lo` (the anchor day) when given
     dated = pl.col("trade_date") > pl.col("first_day")
     if lo is not None:
