@@ -372,10 +372,10 @@ def test_indicators_in_ticker_batches_equal_the_whole_universe_at_once(risk_env:
     wh = risk_env.wh()
     stored = wh.read_table("asset_performance_metrics", "trade_date BETWEEN ? AND ?", [start.date(), end.date()])
     stored = stored.sort_values(["trade_date", "ticker"], ignore_index=True)
-    whole = compute_asset_metrics(wh, start, end, "SPY", 0.0, batch=10_000)
+    whole = compute_asset_metrics(wh, start, end, "SPY", 0.0, batch=10_000).rows
     assert stored["ticker"].nunique() > 20 and whole["trade_date"].is_monotonic_increasing
     for batch in (1, 7):
-        pd.testing.assert_frame_equal(compute_asset_metrics(wh, start, end, "SPY", 0.0, batch=batch), whole,
+        pd.testing.assert_frame_equal(compute_asset_metrics(wh, start, end, "SPY", 0.0, batch=batch).rows, whole,
                                       check_exact=True, obj=f"batch {batch}")
     whole = whole.sort_values(["trade_date", "ticker"], ignore_index=True)[stored.columns]
     pd.testing.assert_frame_equal(whole, stored, check_dtype=False, rtol=1e-10)

@@ -8,7 +8,8 @@ decision).  All functions are vectorised pandas operations, no Python loops over
 
 from __future__ import annotations
 
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,11 @@ __all__ = [
     "atr",
     "stochastic",
     "obv",
+    "true_range",
+    "EwmState",
+    "ewm_from",
+    "obv_from",
+    "rsi_from_averages",
 ]
 
 TRADING_DAYS = 252
@@ -71,6 +77,11 @@ def rsi(prices: PandasT, window: int = 14) -> PandasT:
     alpha = 1.0 / window
     avg_gain = gain.ewm(alpha=alpha, adjust=False, min_periods=window).mean()
     avg_loss = loss.ewm(alpha=alpha, adjust=False, min_periods=window).mean()
+    return rsi_from_averages(avg_gain, avg_loss)
+
+
+def rsi_from_averages(avg_gain: PandasT, avg_loss: PandasT) -> PandasT:
+    """RSI from Wilder's average gain and loss (NaN where either is): 100 when only gains, 50 when flat."""
     with np.errstate(divide="ignore", invalid="ignore"):
         rs = avg_gain / avg_loss
         out = 100.0 - 100.0 / (1.0 + rs)
@@ -125,7 +136,7 @@ def bollinger(
     return mid, mid + num_std * sd, mid - num_std * sd
 
 
-def _true_range(high: PandasT, low: PandasT, close: PandasT) -> PandasT:
+def true_range(high: PandasT, low: PandasT, close: PandasT) -> PandasT:
     """True range ``max(h - l, |h - c_{t-1}|, |l - c_{t-1}|)``; ``h - l`` on the first row."""
     prev_close = close.shift(1)
     hl = high - low
@@ -146,7 +157,7 @@ def atr(high: PandasT, low: PandasT, close: PandasT, window: int = 14) -> Pandas
     True range ``TR_t = max(h_t - l_t, |h_t - c_{t-1}|, |l_t - c_{t-1}|)`` (``h - l`` on the first
     row), smoothed with Wilder's average ``ewm(alpha=1/window, adjust=False, min_periods=window)``.
     """
-    tr = _true_range(high, low, close)
+    tr = true_range(high, low, close)
     return tr.ewm(alpha=1.0 / window, adjust=False, min_periods=window).mean()
 
 
@@ -173,3 +184,70 @@ def obv(close: PandasT, volume: PandasT) -> PandasT:
     """
     direction = np.sign(close.diff()).fillna(0.0)
     return (direction * volume.fillna(0.0)).cumsum()
+
+
+@dataclass(frozen=True)
+class EwmState:
+    """Where a recursive average (``ewm(adjust=False)``) stands after some day, per column: ``value`` is the
+    average (pandas' running value, also while ``min_periods`` still masks the output; NaN before any
+    observation), ``seen`` the day of the last observation (NaT: none) and ``count`` the observations so far."""
+
+    value: np.ndarray
+    seen: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def empty(cls, width: int) -> "EwmState":
+        """No observation yet in any of `width` columns."""
+        return cls(np.full(width, np.nan), np.full(width, np.datetime64("NaT"), dtype="datetime64[ns]"),
+                   np.zeros(width, dtype=np.int64))
+
+
+def ewm_from(x: pd.DataFrame, state: EwmState | None = None, min_periods: int = 0,
+             **params: Any) -> tuple[pd.DataFrame, EwmState]:
+    """``x.ewm(adjust=False, min_periods=min_periods, **params).mean()`` continued from ``state``, and the state
+    after x's last row.
+
+    With ``adjust=False`` pandas' average after an observation carries weight 1 whatever came before, so a
+    column whose average is carried in at its last observation's row (the rows before it ignored) runs on
+    exactly as over its whole history: the unobserved rows between still decay that weight row by row, and
+    ``count`` keeps ``min_periods`` counting from the first observation. A column whose last observation lies
+    before x's first row is carried unchanged; it must then have no observation in x (ValueError)."""
+    if state is None:
+        state = EwmState.empty(x.shape[1])
+    if len(x) == 0:
+        return x.astype(float), state
+    values = x.to_numpy(dtype=float, copy=True)
+    observed = ~np.isnan(values)
+    seed = np.where(state.count > 0, x.index.searchsorted(state.seen), -1)
+    before = (state.count > 0) & (state.seen < x.index[0].to_datetime64())
+    seed[before] = 0
+    late = before & observed.any(axis=0)
+    if late.any():
+        raise ValueError(f"ewm_from: columns {list(x.columns[late])} are observed in the frame but their state "
+                         "ends before its first row")
+    positions = np.arange(len(x))[:, None]
+    observed &= positions > seed
+    values[~observed] = np.nan
+    carried = np.flatnonzero(seed >= 0)
+    values[seed[carried], carried] = state.value[carried]
+    average = pd.DataFrame(values, index=x.index, columns=x.columns).ewm(adjust=False, **params).mean()
+    counts = np.cumsum(observed, axis=0) + state.count
+    out = average.where((counts >= max(min_periods, 1)) & (positions >= seed))
+    last = len(x) - 1 - np.argmax(observed[::-1], axis=0)
+    seen = np.where(observed.any(axis=0), x.index.to_numpy()[last], state.seen)
+    value = np.where(counts[-1] > 0, average.to_numpy()[-1], np.nan)
+    return out, EwmState(value, seen, counts[-1])
+
+
+def obv_from(close: pd.DataFrame, volume: pd.DataFrame, total: np.ndarray | None = None,
+             after: int = -1) -> pd.DataFrame:
+    """``obv(close, volume)`` continued from ``total``, the running sum at row ``after`` (its rows up to
+    ``after`` ignored; the sums add in the same order as over the whole history, so they are equal bit for
+    bit). ``after=-1``: from the first row (``obv`` itself)."""
+    direction = np.sign(close.diff()).fillna(0.0)
+    flows = (direction * volume.fillna(0.0)).to_numpy(dtype=float, copy=True)
+    if after >= 0:
+        flows[:after] = 0.0
+        flows[after] = total if total is not None else 0.0
+    return pd.DataFrame(np.cumsum(flows, axis=0), index=close.index, columns=close.columns)

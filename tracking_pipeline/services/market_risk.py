@@ -19,13 +19,12 @@ import pyarrow.compute as pc
 from tracking_pipeline.analytics.betas import beta_is_significant, cap_beta, rolling_market_betas, rolling_ols
 from tracking_pipeline.analytics.correlations import pair_statistics
 from tracking_pipeline.analytics.indicators import (
-    TRADING_DAYS, atr, bollinger, ema, macd, momentum, obv, realized_volatility, rsi, simple_returns, sma,
-    stochastic,
+    TRADING_DAYS, EwmState, true_range, bollinger, ewm_from, momentum, obv_from, realized_volatility,
+    rsi_from_averages, simple_returns, sma, stochastic,
 )
-from tracking_pipeline.trading_calendar import sessions_before
 from tracking_pipeline.services.fingerprints import Key, RefreshPlan, digest, plan_refresh, refresh_writes
 from tracking_pipeline.services.nav import Portfolio
-from tracking_pipeline.trading_calendar import month_ends, sessions_between
+from tracking_pipeline.trading_calendar import month_ends, previous_session, sessions_before, sessions_between
 from tracking_pipeline.warehouse import Warehouse, Write
 
 BETA_WINDOW = 90
@@ -103,39 +102,163 @@ def compute_betas(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, market:
 
 
 ASSET_METRICS_BATCH = 250
-"""Tickers whose indicators are computed together: the step holds some 25 indicator frames over the whole history
-for a batch at a time, not for the universe (the rows do not depend on the batch)."""
+"""Tickers whose indicators are computed together: the step holds some 25 indicator frames over the range it
+reads for a batch at a time, not for the universe (the rows do not depend on the batch)."""
+
+INDICATOR_STATE = "asset_indicator_state"
+EWM_PARAMS: dict[str, tuple[dict[str, float], int]] = {
+    "ema_12": ({"span": 12}, 0), "ema_26": ({"span": 26}, 0), "macd_signal": ({"span": 9}, 0),
+    "atr_14": ({"alpha": 1.0 / 14}, 14), "rsi_gain": ({"alpha": 1.0 / 14}, 14), "rsi_loss": ({"alpha": 1.0 / 14}, 14),
+}
+"""pandas `ewm` arguments and min_periods of each recursive average (those of `ema`, `macd`, `atr`, `rsi`)."""
+PRICE_LOOKBACK = max(max(RETURN_HORIZONS.values()), WINDOWED_LOOKBACK)
+
+
+@dataclass(frozen=True)
+class AssetMetrics:
+    """`asset_performance_metrics` rows of a range, and the recursive indicators' state after its last day
+    (`asset_indicator_state` rows, as_of that day): what the next day continues from."""
+
+    rows: pd.DataFrame
+    state: pd.DataFrame
+
+    def writes(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[Write, Write]:
+        """The range's rows, and its state in place of any state kept for a day inside the range."""
+        scope = (start.date(), end.date())
+        return (Write("asset_performance_metrics", self.rows, {"trade_date": scope}),
+                Write(INDICATOR_STATE, self.state, {"as_of": scope}))
 
 
 def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp, market: str,
-                          rf_d: float, batch: int = ASSET_METRICS_BATCH) -> pd.DataFrame:
+                          rf_d: float, batch: int = ASSET_METRICS_BATCH) -> AssetMetrics:
     """`asset_performance_metrics` rows (one per ticker and day priced in [start, end], by day then ticker).
 
-    Recursive indicators (EMA, RSI, MACD, ATR, OBV) depend on where the series starts, so the whole stored
-    history is read every time: a partition re-run then gives exactly the values of a full backfill. The
-    windowed ones (SMA, Bollinger, stochastic, 1-year volatility, beta and Sharpe) only need their window, so they
-    run on the last `WINDOWED_LOOKBACK` sessions before `start` onwards (a nightly run: ~260 rows, not all).
-    High and low are put on the adjusted scale (times adj_close / close) so ATR and the stochastic ignore splits.
-    Every indicator is per ticker, so they are computed `batch` tickers at a time."""
-    frames = price_frames(wh, None, end, columns=("adj_close", "close", "high", "low", "volume"))
+    Recursive indicators (EMA, RSI, MACD, ATR, OBV) depend on where the series starts. When
+    `asset_indicator_state` holds their state after the session before `start` and it agrees with the stored
+    prices (`_continuable`), they continue from it and only the last `PRICE_LOOKBACK` sessions are read (the
+    5-year return's look-back); else the whole stored history is read. Either way the rows equal, bit for bit, those of one run from the first stored price. The windowed
+    indicators (SMA, Bollinger, stochastic, 1-year volatility, beta and Sharpe) run on the last
+    `WINDOWED_LOOKBACK` sessions before `start` onwards. High and low are put on the adjusted scale (times
+    adj_close / close) so ATR and the stochastic ignore splits. Every indicator is per ticker, so they are
+    computed `batch` tickers at a time."""
+    columns = ("adj_close", "close", "high", "low", "volume")
+    before = previous_session(start)
+    state = read_indicator_state(wh, before)
+    frames = price_frames(wh, sessions_before(start, PRICE_LOOKBACK) if len(state) else None, end, columns=columns)
+    if len(state):
+        frames = _continuable(wh, frames, state, start, end, before, columns)
+        if frames is None:
+            state = state.iloc[:0]
+            frames = price_frames(wh, None, end, columns=columns)
+    tickers = frames["adj_close"].columns.union(state.index)
+    frames = {c: f.reindex(columns=tickers) for c, f in frames.items()}
     px = frames["adj_close"]
     if px.empty:
-        return pd.DataFrame()
+        return AssetMetrics(pd.DataFrame(), _state_rows({}, np.zeros(0), px.columns, end))
+    states = {name: _ewm_state(state, name, tickers) for name in EWM_PARAMS}
+    totals = state["obv"].reindex(tickers).fillna(0.0).to_numpy(float)
+    after = int(px.index.searchsorted(before, side="right")) - 1 if len(state) else -1
+    seeds = [st.seen[(st.count > 0) & (st.seen >= px.index[0].to_datetime64())] for st in states.values()]
+    first = min([after, *(int(px.index.searchsorted(s.min())) for s in seeds if len(s))]) if after >= 0 else 0
     recent = slice(max(int(px.index.searchsorted(start)) - WINDOWED_LOOKBACK, 0), None)
     market_returns = simple_returns(px[market].iloc[recent]) if market in px else \
         pd.Series(np.nan, index=px.index[recent])
-    parts = [_asset_metrics({c: f.iloc[:, lo:lo + batch] for c, f in frames.items()}, start, end, recent,
-                            market_returns, rf_d) for lo in range(0, px.shape[1], max(batch, 1))]
-    return pd.concat(parts, ignore_index=True).sort_values("trade_date", kind="stable", ignore_index=True)
+    parts = []
+    for lo in range(0, px.shape[1], max(batch, 1)):
+        cut = slice(lo, lo + batch)
+        parts.append(_asset_metrics({c: f.iloc[:, cut] for c, f in frames.items()},
+                                    {n: _slice_state(st, cut) for n, st in states.items()}, totals[cut], first,
+                                    after, start, end, recent, market_returns, rf_d))
+    rows = pd.concat([rows for rows, _, _ in parts], ignore_index=True)
+    merged = {name: EwmState(*(np.concatenate([getattr(st[name], f) for _, st, _ in parts])
+                               for f in ("value", "seen", "count"))) for name in EWM_PARAMS}
+    return AssetMetrics(rows.sort_values("trade_date", kind="stable", ignore_index=True),
+                        _state_rows(merged, np.concatenate([obv for _, _, obv in parts]), tickers, end))
 
 
-def _asset_metrics(frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, recent: slice,
-                   market_returns: pd.Series, rf_d: float) -> pd.DataFrame:
-    """The rows of the tickers in `frames` (wide price columns over the whole history)."""
+def read_indicator_state(wh: Warehouse, day: pd.Timestamp) -> pd.DataFrame:
+    """`asset_indicator_state` as of `day`, indexed by ticker (empty: none kept for that day)."""
+    state = wh.read_table(INDICATOR_STATE, "as_of = ?", [day.date()])
+    return state.set_index("ticker")
+
+
+def _continuable(wh: Warehouse, frames: dict[str, pd.DataFrame], state: pd.DataFrame, start: pd.Timestamp,
+                 end: pd.Timestamp, before: pd.Timestamp,
+                 columns: Sequence[str]) -> dict[str, pd.DataFrame] | None:
+    """`frames` reaching back to the last observation of every ticker priced in [start, end] (read again from
+    earlier if one lies before them), or None if the state does not describe the stored prices: a ticker's
+    count of prices up to `before` or its last priced day differs (a price added or removed since; a revised
+    value is not seen, as by any asset that continues from its previous partition: re-run from that day)."""
+    px = frames["adj_close"]
+    history = px.loc[:before]
+    priced = history.notna().to_numpy()
+    has = priced.any(axis=0)
+    last = history.index[len(history) - 1 - np.argmax(priced[::-1], axis=0)].where(has)
+    seen = pd.DatetimeIndex(pd.to_datetime(state["ema_12_seen"]).reindex(px.columns))
+    counts = wh.query("SELECT ticker, COUNT(*) AS n FROM price_data WHERE trade_date <= ? AND adj_close IS NOT NULL "
+                      "GROUP BY ticker", [before.date()]).set_index("ticker")["n"]
+    kept = state["ema_12_count"]
+    if (has & (last != seen)).any() or not counts.astype(int).sort_index().equals(
+            kept[kept > 0].astype(int).sort_index()):
+        return None
+    active = px.columns[px.loc[start:end].notna().any().to_numpy()]
+    earliest = state.loc[state.index.intersection(active),
+                         [f"{n}_seen" for n in EWM_PARAMS if n != "macd_signal"]].min().min()
+    if pd.notna(earliest) and pd.Timestamp(earliest) < px.index[0]:
+        return price_frames(wh, pd.Timestamp(earliest), end, columns=columns)
+    return frames
+
+
+def _ewm_state(state: pd.DataFrame, name: str, tickers: pd.Index) -> EwmState:
+    """One average's stored state for `tickers` in order (no observation for a ticker the state lacks)."""
+    if not len(state):
+        return EwmState.empty(len(tickers))
+    rows = state.reindex(tickers)
+    return EwmState(rows[name].to_numpy(float),
+                    pd.to_datetime(rows[f"{name}_seen"]).to_numpy(dtype="datetime64[ns]"),
+                    rows[f"{name}_count"].fillna(0).to_numpy(np.int64))
+
+
+def _slice_state(state: EwmState, cut: slice) -> EwmState:
+    return EwmState(state.value[cut], state.seen[cut], state.count[cut])
+
+
+def _state_rows(states: dict[str, EwmState], obv_totals: np.ndarray, tickers: pd.Index,
+                day: pd.Timestamp) -> pd.DataFrame:
+    """`asset_indicator_state` rows as of `day`: one per ticker priced on or before it."""
+    out: dict[str, object] = {"as_of": np.full(len(tickers), day.date(), dtype=object),
+                              "ticker": np.asarray(tickers, dtype=object)}
+    for name in EWM_PARAMS:
+        st = states.get(name, EwmState.empty(len(tickers)))
+        out[name] = st.value
+        out[f"{name}_seen"] = pd.DatetimeIndex(st.seen).date
+        out[f"{name}_count"] = st.count
+    out["obv"] = obv_totals
+    frame = pd.DataFrame(out)
+    return frame[frame["ema_12_count"] > 0].reset_index(drop=True)
+
+
+def _asset_metrics(frames: dict[str, pd.DataFrame], states: dict[str, EwmState], obv_totals: np.ndarray,
+                   first: int, after: int, start: pd.Timestamp, end: pd.Timestamp, recent: slice,
+                   market_returns: pd.Series, rf_d: float) -> tuple[pd.DataFrame, dict[str, EwmState], np.ndarray]:
+    """The rows of the tickers in `frames` (wide price columns over the range read), their averages' states and
+    OBV totals after the last row. `after` is the row of the state's day (-1: the frames start at the first
+    stored price, and `states` are empty); the recursions run from row `first` (no state is seeded earlier)."""
     px = frames["adj_close"]
     factor = px / frames["close"]
     high, low = frames["high"] * factor, frames["low"] * factor
-    macd_line, macd_signal, _ = macd(px)
+    px_r, high_r, low_r = px.iloc[first:], high.iloc[first:], low.iloc[first:]
+    delta = px_r.diff()
+    averages, next_states = {}, {}
+    inputs = {"ema_12": px_r, "ema_26": px_r, "atr_14": true_range(high_r, low_r, px_r),
+              "rsi_gain": delta.clip(lower=0.0), "rsi_loss": (-delta).clip(lower=0.0)}
+    for name, series in inputs.items():
+        params, min_periods = EWM_PARAMS[name]
+        averages[name], next_states[name] = ewm_from(series, states[name], min_periods, **params)
+    macd_line = averages["ema_12"] - averages["ema_26"]
+    params, min_periods = EWM_PARAMS["macd_signal"]
+    macd_signal, next_states["macd_signal"] = ewm_from(macd_line, states["macd_signal"], min_periods, **params)
+    volume_line = obv_from(px_r, frames["volume"].iloc[first:], obv_totals, after - first if after >= 0 else -1)
     px_w, high_w, low_w = px.iloc[recent], high.iloc[recent], low.iloc[recent]
     returns = simple_returns(px_w)
     mid, upper, lower = bollinger(px_w, 20, 2.0)
@@ -146,11 +269,12 @@ def _asset_metrics(frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd
     beta = rolling_ols(returns.to_numpy(float), market_returns.to_numpy(float), TRADING_DAYS, TRADING_DAYS)["beta"]
     metrics: dict[str, pd.DataFrame] = {
         "sma_20": sma(px_w, 20), "sma_50": sma(px_w, 50), "sma_200": sma(px_w, 200),
-        "ema_12": ema(px, 12), "ema_26": ema(px, 26), "rsi_14": rsi(px, 14),
+        "ema_12": averages["ema_12"], "ema_26": averages["ema_26"],
+        "rsi_14": rsi_from_averages(averages["rsi_gain"], averages["rsi_loss"]),
         "macd": macd_line, "macd_signal": macd_signal,
         "bollinger_mid": mid, "bollinger_upper": upper, "bollinger_lower": lower,
-        "atr_14": atr(high, low, px, 14), "stoch_k": stoch_k, "stoch_d": stoch_d,
-        "obv": obv(px, frames["volume"]).where(frames["volume"].notna()),
+        "atr_14": averages["atr_14"], "stoch_k": stoch_k, "stoch_d": stoch_d,
+        "obv": volume_line.where(frames["volume"].iloc[first:].notna()),
         **{name: momentum(px, n) for name, n in RETURN_HORIZONS.items()},
         "volatility_1y": realized_volatility(returns, TRADING_DAYS),
         "beta_1y": pd.DataFrame(cap_beta(beta), index=px_w.index, columns=px_w.columns),
@@ -163,7 +287,7 @@ def _asset_metrics(frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd
     for name, frame in metrics.items():
         values = frame.loc[start:end].to_numpy(dtype=float).ravel()[present]
         out[name] = np.where(np.isfinite(values), values, np.nan)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out), next_states, volume_line.to_numpy()[-1]
 
 
 def co_held_pairs(portfolios: Sequence[Portfolio], days: pd.DatetimeIndex,

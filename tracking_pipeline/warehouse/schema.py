@@ -38,6 +38,11 @@ class Table:
         return [c for c in self.column_names if c in columns]
 
 
+RECURSIVE_INDICATORS = ("ema_12", "ema_26", "macd_signal", "atr_14", "rsi_gain", "rsi_loss")
+"""The recursive averages behind `asset_performance_metrics` whose state `asset_indicator_state` keeps (with
+OBV's running sum), so a day continues from the day before instead of from the first stored price."""
+
+
 def _t(name: str, columns: str, key: str, date_column: str | None = None) -> Table:
     cols = tuple(tuple(part.split(":")) for part in columns.split())
     return Table(name, cols, tuple(key.split()), date_column)  # type: ignore[arg-type]
@@ -112,6 +117,10 @@ TABLES: dict[str, Table] = {
            "return_3m:float return_6m:float return_1y:float return_3y:float return_5y:float "
            "volatility_1y:float beta_1y:float sharpe_1y:float",
            "ticker trade_date", "trade_date"),
+        _t("asset_indicator_state",
+           "as_of:date ticker:text " + " ".join(f"{name}:float {name}_seen:date {name}_count:int"
+                                                for name in RECURSIVE_INDICATORS) + " obv:float",
+           "as_of ticker", "as_of"),
         _t("asset_correlations",
            "calc_date:date window_days:int ticker_a:text ticker_b:text correlation:float p_value:float "
            "observations:int",

@@ -231,15 +231,17 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                   **lookbacks(price_data=max(RETURN_HORIZONS.values()))},
         description="Per ticker and day: SMA 20/50/200, EMA 12/26, RSI 14, MACD and signal, Bollinger (20, 2), ATR 14, "
                     "stochastic %K/%D, OBV, returns 1m..5y, and 1-year volatility, beta and Sharpe (docs/risk.md). "
-                    "Computed from the whole stored history, so a re-run equals a full backfill.",
+                    "The recursive ones continue from the state stored after the day before (asset_indicator_state) when it "
+                    "matches the stored prices, else from the whole history: the same values either way.",
     )
     def asset_performance_metrics(context: AssetExecutionContext, warehouse: WarehouseResource,
                                   tracking: TrackingSettings) -> dg.MaterializeResult:
         require_history(context)
         start, end = partition_window(context)
         with warehouse.session() as wh:
-            rows = compute_asset_metrics(wh, start, end, tracking.market_ticker, tracking.rf_daily)
-            wh.replace(Write("asset_performance_metrics", rows, {"trade_date": (start.date(), end.date())}))
+            metrics = compute_asset_metrics(wh, start, end, tracking.market_ticker, tracking.rf_daily)
+            wh.replace(*metrics.writes(start, end))
+            rows = metrics.rows
             shown = rows[["trade_date", "ticker", "sma_50", "rsi_14", "macd", "atr_14", "return_1y", "volatility_1y",
                           "beta_1y", "sharpe_1y"]] if len(rows) else rows
             return dg.MaterializeResult(
