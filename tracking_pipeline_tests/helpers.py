@@ -103,6 +103,9 @@ VOLATILE_COLUMNS = ("created_at", "updated_at", "fingerprint")
 """Wall-clock columns, and input fingerprints (hashes of exact input bits: runs whose numbers agree within a
 tolerance need not share them; their keys and row counts are still compared)."""
 VOLATILE_TABLES = ("alerts", "system_health")
+LATEST_ONLY = {"asset_indicator_state": "as_of"}
+"""Run bookkeeping: which days hold a state depends on where the runs that wrote a range ended, so runs that split
+the same range differently are compared on the last day's rows, the state the next run continues from."""
 
 
 def table_snapshot(wh) -> dict[str, pd.DataFrame]:  # noqa: ANN001 - a Warehouse
@@ -117,6 +120,9 @@ def table_snapshot(wh) -> dict[str, pd.DataFrame]:  # noqa: ANN001 - a Warehouse
         if name in VOLATILE_TABLES:
             continue
         frame = wh.read_table(name).drop(columns=[c for c in VOLATILE_COLUMNS if c in table.column_names])
+        if name in LATEST_ONLY and len(frame):
+            day = frame[LATEST_ONLY[name]]
+            frame = frame[day == day.max()]
         for column, kind in table.columns:
             if kind == "json" and column in frame:
                 frame[column] = frame[column].map(lambda v: None if v is None or v != v else json.loads(v))
