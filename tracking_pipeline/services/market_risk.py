@@ -24,7 +24,9 @@ from tracking_pipeline.analytics.indicators import (
 )
 from tracking_pipeline.services.fingerprints import Key, RefreshPlan, digest, plan_refresh, refresh_writes
 from tracking_pipeline.services.nav import Portfolio
-from tracking_pipeline.trading_calendar import month_ends, previous_session, sessions_before, sessions_between
+from tracking_pipeline.trading_calendar import (
+    month_ends, nyse_sessions, previous_session, sessions_before, sessions_between,
+)
 from tracking_pipeline.warehouse import Warehouse, Write
 
 BETA_WINDOW = 90
@@ -142,8 +144,8 @@ def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
     adj_close / close) so ATR and the stochastic ignore splits. Every indicator is per ticker, so they are
     computed `batch` tickers at a time."""
     columns = ("adj_close", "close", "high", "low", "volume")
-    before = previous_session(start)
-    state = read_indicator_state(wh, before)
+    before = previous_session(start) if start > nyse_sessions()[0] else None
+    state = read_indicator_state(wh, before) if before is not None else pd.DataFrame(columns=["obv"])
     frames = price_frames(wh, sessions_before(start, PRICE_LOOKBACK) if len(state) else None, end, columns=columns)
     if len(state):
         frames = _continuable(wh, frames, state, start, end, before, columns)
