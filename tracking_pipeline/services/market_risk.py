@@ -138,11 +138,11 @@ def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
     Recursive indicators (EMA, RSI, MACD, ATR, OBV) depend on where the series starts. When
     `asset_indicator_state` holds their state after the session before `start` and it agrees with the stored
     prices (`_continuable`), they continue from it and only the last `PRICE_LOOKBACK` sessions are read (the
-    5-year return's look-back); else the whole stored history is read. Either way the rows equal, bit for bit, those of one run from the first stored price. The windowed
-    indicators (SMA, Bollinger, stochastic, 1-year volatility, beta and Sharpe) run on the last
-    `WINDOWED_LOOKBACK` sessions before `start` onwards. High and low are put on the adjusted scale (times
-    adj_close / close) so ATR and the stochastic ignore splits. Every indicator is per ticker, so they are
-    computed `batch` tickers at a time."""
+    5-year return's look-back); else the whole stored history is read. Either way the rows equal, bit for bit,
+    those of one run from the first stored price. The windowed indicators (SMA, Bollinger, stochastic, 1-year
+    volatility, beta and Sharpe) run on the last `WINDOWED_LOOKBACK` sessions before `start` onwards. High and low
+    are put on the adjusted scale (times adj_close / close) so ATR and the stochastic ignore splits. Every indicator
+    is per ticker, so they are computed `batch` tickers at a time."""
     columns = ("adj_close", "close", "high", "low", "volume")
     before = previous_session(start) if start > nyse_sessions()[0] else None
     state = read_indicator_state(wh, before) if before is not None else pd.DataFrame(columns=["obv"])
@@ -222,6 +222,7 @@ def _ewm_state(state: pd.DataFrame, name: str, tickers: pd.Index) -> EwmState:
 
 
 def _slice_state(state: EwmState, cut: slice) -> EwmState:
+    """The state of a batch's columns."""
     return EwmState(state.value[cut], state.seen[cut], state.count[cut])
 
 

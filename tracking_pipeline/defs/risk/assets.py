@@ -231,8 +231,9 @@ def build(ctx: DefsContext) -> list[dg.AssetsDefinition]:
                   **lookbacks(price_data=max(RETURN_HORIZONS.values()))},
         description="Per ticker and day: SMA 20/50/200, EMA 12/26, RSI 14, MACD and signal, Bollinger (20, 2), ATR 14, "
                     "stochastic %K/%D, OBV, returns 1m..5y, and 1-year volatility, beta and Sharpe (docs/risk.md). "
-                    "The recursive ones continue from the state stored after the day before (asset_indicator_state) when it "
-                    "matches the stored prices, else from the whole history: the same values either way.",
+                    "The recursive ones continue from the state stored after the day before "
+                    "(asset_indicator_state) when it matches the stored prices, else from the whole history: the same "
+                    "values either way.",
     )
     def asset_performance_metrics(context: AssetExecutionContext, warehouse: WarehouseResource,
                                   tracking: TrackingSettings) -> dg.MaterializeResult:
