@@ -233,7 +233,7 @@ def ewm_from(x: pd.DataFrame, state: EwmState | None = None, min_periods: int = 
     values[seed[carried], carried] = state.value[carried]
     average = pd.DataFrame(values, index=x.index, columns=x.columns).ewm(adjust=False, **params).mean()
     counts = np.cumsum(observed, axis=0) + state.count
-    out = average.where((counts >= max(min_periods, 1)) & (positions >= seed))
+    out = average.where(counts >= max(min_periods, 1))  # NaN before the seed: nothing observed there
     last = len(x) - 1 - np.argmax(observed[::-1], axis=0)
     seen = np.where(observed.any(axis=0), x.index.to_numpy()[last], state.seen)
     value = np.where(counts[-1] > 0, average.to_numpy()[-1], np.nan)

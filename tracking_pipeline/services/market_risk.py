@@ -145,7 +145,7 @@ def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
     is per ticker, so they are computed `batch` tickers at a time."""
     columns = ("adj_close", "close", "high", "low", "volume")
     before = previous_session(start) if start > nyse_sessions()[0] else None
-    state = read_indicator_state(wh, before) if before is not None else pd.DataFrame(columns=["obv"])
+    state = read_indicator_state(wh, before)
     frames = price_frames(wh, sessions_before(start, PRICE_LOOKBACK) if len(state) else None, end, columns=columns)
     if len(state):
         frames = _continuable(wh, frames, state, start, end, before, columns)
@@ -156,9 +156,11 @@ def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
     frames = {c: f.reindex(columns=tickers) for c, f in frames.items()}
     px = frames["adj_close"]
     if px.empty:
-        return AssetMetrics(pd.DataFrame(), _state_rows({}, np.zeros(0), px.columns, end))
-    states = {name: _ewm_state(state, name, tickers) for name in EWM_PARAMS}
-    totals = state["obv"].reindex(tickers).fillna(0.0).to_numpy(float)
+        return AssetMetrics(pd.DataFrame(), _state_rows({n: EwmState.empty(0) for n in EWM_PARAMS}, np.zeros(0),
+                                                        px.columns, end))
+    aligned = state.reindex(tickers)
+    states = {name: _ewm_state(aligned, name) for name in EWM_PARAMS}
+    totals = aligned["obv"].fillna(0.0).to_numpy(float)
     after = int(px.index.searchsorted(before, side="right")) - 1 if len(state) else -1
     seeds = [st.seen[(st.count > 0) & (st.seen >= px.index[0].to_datetime64())] for st in states.values()]
     first = min([after, *(int(px.index.searchsorted(s.min())) for s in seeds if len(s))]) if after >= 0 else 0
@@ -178,9 +180,10 @@ def compute_asset_metrics(wh: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
                         _state_rows(merged, np.concatenate([obv for _, _, obv in parts]), tickers, end))
 
 
-def read_indicator_state(wh: Warehouse, day: pd.Timestamp) -> pd.DataFrame:
-    """`asset_indicator_state` as of `day`, indexed by ticker (empty: none kept for that day)."""
-    state = wh.read_table(INDICATOR_STATE, "as_of = ?", [day.date()])
+def read_indicator_state(wh: Warehouse, day: pd.Timestamp | None) -> pd.DataFrame:
+    """`asset_indicator_state` as of `day`, indexed by ticker (empty: none kept for that day, or no day)."""
+    state = wh.read_table(INDICATOR_STATE, "as_of = ?", [day.date()]) if day is not None else \
+        wh.read_table(INDICATOR_STATE, "FALSE")
     return state.set_index("ticker")
 
 
@@ -211,14 +214,11 @@ def _continuable(wh: Warehouse, frames: dict[str, pd.DataFrame], state: pd.DataF
     return frames
 
 
-def _ewm_state(state: pd.DataFrame, name: str, tickers: pd.Index) -> EwmState:
-    """One average's stored state for `tickers` in order (no observation for a ticker the state lacks)."""
-    if not len(state):
-        return EwmState.empty(len(tickers))
-    rows = state.reindex(tickers)
-    return EwmState(rows[name].to_numpy(float),
-                    pd.to_datetime(rows[f"{name}_seen"]).to_numpy(dtype="datetime64[ns]"),
-                    rows[f"{name}_count"].fillna(0).to_numpy(np.int64))
+def _ewm_state(state: pd.DataFrame, name: str) -> EwmState:
+    """One average's stored state, a row per ticker (a ticker the state lacked: all NaN, no observation)."""
+    return EwmState(state[name].to_numpy(float),
+                    pd.to_datetime(state[f"{name}_seen"]).to_numpy(dtype="datetime64[ns]"),
+                    state[f"{name}_count"].fillna(0).to_numpy(np.int64))
 
 
 def _slice_state(state: EwmState, cut: slice) -> EwmState:
@@ -232,7 +232,7 @@ def _state_rows(states: dict[str, EwmState], obv_totals: np.ndarray, tickers: pd
     out: dict[str, object] = {"as_of": np.full(len(tickers), day.date(), dtype=object),
                               "ticker": np.asarray(tickers, dtype=object)}
     for name in EWM_PARAMS:
-        st = states.get(name, EwmState.empty(len(tickers)))
+        st = states[name]
         out[name] = st.value
         out[f"{name}_seen"] = pd.DatetimeIndex(st.seen).date
         out[f"{name}_count"] = st.count
