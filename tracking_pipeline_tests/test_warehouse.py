@@ -146,6 +146,21 @@ def test_json_and_awkward_text_round_trip(url):
     assert wh.scalar("SELECT COUNT(*) FROM price_data") == 0
 
 
+
+def test_json_columns_take_numpy_values_dates_and_write_non_finite_floats_as_null(url):
+    """JSON has no NaN: a float that is not finite is stored as null; numpy scalars and arrays as numbers, dates as
+    ISO 8601; keys sorted, so a value always gives the same text."""
+    wh = open_warehouse(url)
+    value = {"b": np.float64(0.125), "a": [np.int64(3), np.bool_(True), float("nan"), np.float32("inf"), 1e-05],
+             "day": dt.date(2024, 1, 31), "at": pd.Timestamp("2024-01-31 16:00"), "array": np.array([0.5, 2.0])}
+    frame = pd.DataFrame({"trade_date": D[0], "model": ["numpy"], "target_allocation": 0.5, "actual_allocation": 0.5,
+                          "trade_required": [False], "signals": [value], "impacts": [{"z": 1, "y": 2}]})
+    wh.replace(Write("overlay_signals", frame, {"trade_date": (D[0], D[0])}))
+    got = wh.read_table("overlay_signals").iloc[0]
+    assert json.loads(got["signals"]) == {"a": [3, True, None, None, 1e-05], "array": [0.5, 2.0],
+                                          "at": "2024-01-31T16:00:00", "b": 0.125, "day": "2024-01-31"}
+    assert list(json.loads(got["impacts"])) == ["y", "z"]
+
 def _writer(path: str, ticker: str, rounds: int, start, errors) -> None:  # noqa: ANN001
     """A separate process replacing its own ticker's rows again and again."""
     try:

@@ -121,10 +121,13 @@ def to_gics_sector(name: Any) -> str:
     if name is None or (isinstance(name, float) and np.isnan(name)):
         return UNCLASSIFIED
     text = str(name).strip()
-    if not text or text.lower() in {"nan", "none", "null", "unknown"}:
+    if not text or text.lower() in _MISSING_LABELS:
         return UNCLASSIFIED
-    lookup = {k.lower(): v for k, v in SEED_TO_GICS.items()}
-    return lookup.get(text.lower(), text)
+    return _GICS_BY_LOWER.get(text.lower(), text)
+
+
+_MISSING_LABELS = frozenset({"nan", "none", "null", "unknown"})
+_GICS_BY_LOWER = {k.lower(): v for k, v in SEED_TO_GICS.items()}
 
 
 def _as_weights(weights: Mapping[str, float] | pd.Series) -> pd.Series:
@@ -239,12 +242,10 @@ def sector_exposure_records(
     p = port.reindex(columns=names, fill_value=0.0).to_numpy(dtype=float)
     show = held.reindex(columns=names, fill_value=False).to_numpy(dtype=bool) | np.array(
         [name in bench for name in names])[None, :]
-    b = [bench.get(name, 0.0) for name in names]
-    return [
-        {name: {"portfolio": float(p[i, j]), "benchmark": b[j], "diff": float(p[i, j]) - b[j]}
-         for j, name in enumerate(names) if show[i, j]}
-        for i in range(len(p))
-    ]
+    shown = [(name, bench.get(name, 0.0)) for name in names]
+    return [{name: {"portfolio": value, "benchmark": b, "diff": value - b}
+             for (name, b), value, on in zip(shown, values, flags) if on}
+            for values, flags in zip(p.tolist(), show.tolist())]
 
 
 def allocation_drift(
@@ -305,9 +306,9 @@ def sector_position_counts(weights_wide: pd.DataFrame, sectors: Mapping[str, str
     (seed 003's ``positions_by_sector``), sectors with none left out; unknown tickers count as 'Unclassified'."""
     counts = sector_weights_frame(pd.DataFrame(_held(weights_wide).astype(float), index=weights_wide.index,
                                                columns=weights_wide.columns), sectors)
-    values = counts.to_numpy().round().astype(int)
     names = list(counts.columns)
-    return [{names[j]: int(values[i, j]) for j in np.flatnonzero(values[i])} for i in range(len(values))]
+    return [{name: n for name, n in zip(names, row) if n}
+            for row in counts.to_numpy().round().astype(int).tolist()]
 
 
 def largest_sector_gaps(
@@ -349,9 +350,12 @@ def unclassified_tickers(weights_wide: pd.DataFrame, sectors: Mapping[str, str] 
     sec_map = dict(sectors.items()) if isinstance(sectors, pd.Series) else dict(sectors)
     unknown = np.array([to_gics_sector(sec_map.get(t)) == UNCLASSIFIED for t in weights_wide.columns], dtype=bool)
     tickers = np.asarray([str(t) for t in weights_wide.columns], dtype=object)
-    held = _held(weights_wide) & unknown[None, :]
     order = np.argsort(tickers, kind="stable")
-    return [tickers[order][held[i, order]].tolist() for i in range(len(held))]
+    held = (_held(weights_wide) & unknown[None, :])[:, order]
+    if not held.any():
+        return [[] for _ in range(len(held))]
+    names = tickers[order]
+    return [names[row].tolist() for row in held]
 
 
 def top_positions(weights_wide: pd.DataFrame, k: int) -> list[list[dict[str, float]]]:
@@ -360,11 +364,11 @@ def top_positions(weights_wide: pd.DataFrame, k: int) -> list[list[dict[str, flo
     tickers = np.asarray([str(t) for t in weights_wide.columns], dtype=object)
     alphabetical = np.argsort(tickers, kind="stable")
     w = weights_wide.fillna(0.0).to_numpy(dtype=float)[:, alphabetical]
-    names = tickers[alphabetical]
+    names = tickers[alphabetical].tolist()
     order = np.argsort(-w, axis=1, kind="stable")[:, :k]
     top = np.take_along_axis(w, order, axis=1)
-    return [[{"ticker": names[j], "weight": float(x)} for j, x in zip(order[i], top[i]) if x > 0]
-            for i in range(len(w))]
+    return [[{"ticker": names[j], "weight": x} for j, x in zip(rows, weights) if x > 0]
+            for rows, weights in zip(order.tolist(), top.tolist())]
 
 
 def bounds_breaches(
