@@ -87,3 +87,31 @@ def test_selected_pairs_in_chunks_equal_scipy(monkeypatch: pytest.MonkeyPatch) -
         assert r[i] == pytest.approx(ref.statistic, rel=1e-10)
         assert p[i] == pytest.approx(ref.pvalue, rel=1e-8, abs=1e-300)
     assert np.isnan(corr.pair_statistics(x, len(df) - 10, a, b)[2][1])  # A-B has 20 gaps: below min_obs
+
+
+def test_pairs_without_gaps_equal_scipy_and_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs of two gap-free columns (their means and sums of squares shared) and pairs with a gap, mixed and in
+    chunks: each equals scipy on its complete rows, and the gap-free pairs carry the bits of the general path."""
+    import tracking_pipeline.analytics.correlations as corr
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 0.01, (120, 6))
+    x[:, 2] = 0.0  # a stale price: no variance, r is NaN
+    x[[5, 40], 4] = np.nan
+    a, b = np.array([0, 4, 1, 3, 0, 2, 5, 1]), np.array([1, 0, 3, 5, 4, 0, 1, 5])
+    monkeypatch.setattr(corr, "_CHUNK_CELLS", 3 * len(x))  # three pairs per chunk
+    _, _, r, p, n = corr.pair_statistics(x, 3, a, b)
+    for i in range(len(a)):
+        both = np.isfinite(x[:, a[i]]) & np.isfinite(x[:, b[i]])
+        assert n[i] == both.sum() == (118 if 4 in (a[i], b[i]) else 120)
+        if 2 in (a[i], b[i]):
+            assert np.isnan(r[i]) and np.isnan(p[i])
+            continue
+        ref = stats.pearsonr(x[both, a[i]], x[both, b[i]])
+        assert r[i] == pytest.approx(ref.statistic, rel=1e-10)
+        assert p[i] == pytest.approx(ref.pvalue, rel=1e-8, abs=1e-300)
+    gap_free = np.flatnonzero((a != 4) & (b != 4))
+    general_r, general_n = np.full(len(a), np.nan), np.zeros(len(a), dtype="int64")
+    corr._gapped_pairs(x, a, b, gap_free, 3, general_r, general_n)
+    np.testing.assert_array_equal(r[gap_free], general_r[gap_free])
+    np.testing.assert_array_equal(n[gap_free], general_n[gap_free])
